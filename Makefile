@@ -1,0 +1,71 @@
+# Every set-up step lives here; README's two commands are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+include tools/versions.env
+KUBECTL := .tools/kubernetes-$(KUBERNETES_VERSION)/kubectl
+KUBECONFIG_FILE := .cluster/kubeconfig
+DEMO_NAMESPACE ?= llmops-demo
+
+.PHONY: help venv tools cluster cluster-down crds crds-check lint test test-unit test-integration run operator stop
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## Python virtual environment with the operator and dev tools
+
+tools: ## build and cache kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd and kwok
+	tools/build-tools.sh
+
+cluster: ## start the local control plane (no-op when up); kubeconfig in .cluster/kubeconfig
+	tools/cluster.sh up
+
+cluster-down: ## stop every process of the local control plane
+	tools/cluster.sh down
+
+crds: venv ## regenerate crds/ from the pydantic models
+	$(PY) -m llmops_operator.crdgen crds
+
+crds-check: venv
+	$(PY) -m llmops_operator.crdgen --check crds
+
+lint: venv ## ruff and mypy (strict for the package)
+	$(VENV)/bin/ruff check operator tests tools
+	$(VENV)/bin/ruff format --check operator tests tools
+	$(VENV)/bin/mypy
+
+test-unit: venv
+	$(VENV)/bin/pytest tests/unit
+
+test-integration: venv cluster
+	$(VENV)/bin/pytest tests/integration
+
+test: venv lint crds-check cluster ## lint, unit tests, and integration tests on the local control plane
+	$(VENV)/bin/pytest tests
+
+run: venv cluster ## the local control plane, the CRDs, the operator and the samples
+	$(KUBECTL) --kubeconfig $(KUBECONFIG_FILE) apply --server-side -f crds/
+	$(KUBECTL) --kubeconfig $(KUBECONFIG_FILE) wait --for=condition=Established crd -l app.kubernetes.io/name=llmops-operator
+	tools/operator.sh start
+	$(KUBECTL) --kubeconfig $(KUBECONFIG_FILE) create namespace $(DEMO_NAMESPACE) --dry-run=client -o yaml \
+	  | $(KUBECTL) --kubeconfig $(KUBECONFIG_FILE) apply -f - >/dev/null
+	$(KUBECTL) --kubeconfig $(KUBECONFIG_FILE) apply --server-side -n $(DEMO_NAMESPACE) -f manifests/samples/
+	@echo
+	@echo "The operator is running (log: .cluster/operator.log). Watch it work:"
+	@echo "  export KUBECONFIG=$$PWD/$(KUBECONFIG_FILE)"
+	@echo "  $(KUBECTL) get llmops -n $(DEMO_NAMESPACE) -o wide"
+	@echo "  $(KUBECTL) get llmdeployments,canaryrollouts,driftmonitors -n $(DEMO_NAMESPACE) --watch"
+	@echo "Stop it with: make stop cluster-down"
+
+operator: venv ## run the operator in the foreground against .cluster/kubeconfig
+	KUBECONFIG=$(KUBECONFIG_FILE) $(VENV)/bin/llmops-operator --log-format plain
+
+stop: ## stop the operator started by make run
+	tools/operator.sh stop

@@ -1,0 +1,210 @@
+"""CanaryRollout: move traffic to a new model step by step, judged from Prometheus."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from .common import (
+    ConditionList,
+    Decimal,
+    DNSLabel,
+    Duration,
+    EnvVar,
+    K8sModel,
+    KindInfo,
+    LocalObjectReference,
+    PrometheusEndpoint,
+    Resource,
+    ResourceName,
+    StatusModel,
+    age_column,
+    cel_rules,
+    condition_column,
+    exactly_one_of,
+)
+from .llmdeployment import MODEL_URI_PATTERN
+
+MetricPreset = Literal["errorRate", "e2eLatencyP95", "timeToFirstTokenP95", "interTokenLatencyP95"]
+
+
+class ModelOverlay(K8sModel):
+    uri: str = Field(pattern=MODEL_URI_PATTERN, max_length=1024)
+    revision: str | None = Field(default=None, max_length=256)
+
+
+class EngineOverlay(K8sModel):
+    image: str | None = Field(default=None, max_length=512)
+    extra_args: list[str] | None = Field(default=None, max_length=64)
+    max_model_len: int | None = Field(default=None, ge=1)
+    env: list[EnvVar] | None = Field(default=None, max_length=64)
+
+
+class CanarySpec(K8sModel):
+    """What the canary changes, as an overlay of the target LLMDeployment's spec."""
+
+    model: ModelOverlay | None = None
+    engine: EngineOverlay | None = None
+
+
+class PauseStep(K8sModel):
+    duration: Duration | None = Field(default=None, description="Without a duration: wait for a promote.")
+
+
+class AnalysisStep(K8sModel):
+    metrics: list[DNSLabel] = Field(
+        default_factory=list, max_length=16, description="Metric names to run; empty means all."
+    )
+
+
+class RolloutStep(K8sModel):
+    set_weight: int | None = Field(default=None, ge=0, le=100)
+    pause: PauseStep | None = None
+    analysis: AnalysisStep | None = None
+
+    model_config = cel_rules(exactly_one_of("each step", "setWeight", "pause", "analysis"))
+
+
+class GatewayAPIRouting(K8sModel):
+    http_route: ResourceName = Field(description="HTTPRoute whose backendRefs get the weights.")
+
+
+class TrafficRoutingSpec(K8sModel):
+    gateway_api: GatewayAPIRouting | None = None
+
+
+class BaselineComparison(K8sModel):
+    """Canary against stable: Mann-Whitney U plus an effect-size bound (Kayenta's judge)."""
+
+    test: Literal["mannWhitneyU"] = "mannWhitneyU"
+    alpha: Decimal = "0.05"
+    max_effect_size: Decimal = Field(default="0.2", description="Largest tolerated rank-biserial effect.")
+    direction: Literal["lowerIsBetter", "higherIsBetter"] = "lowerIsBetter"
+
+
+class MetricCheck(K8sModel):
+    name: DNSLabel
+    preset: MetricPreset | None = None
+    query: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="PromQL template with {{canary}}, {{stable}}, {{namespace}}, {{interval}}.",
+    )
+    max: Decimal | None = None
+    min: Decimal | None = None
+    baseline: BaselineComparison | None = None
+
+    model_config = cel_rules(
+        exactly_one_of("a metric", "preset", "query"),
+        {
+            "rule": "!has(self.query) || has(self.max) || has(self.min) || has(self.baseline)",
+            "message": "a query metric needs max, min or baseline",
+            "fieldPath": ".query",
+        },
+    )
+
+
+class AnalysisSpec(K8sModel):
+    interval: Duration = "1m"
+    metrics: list[MetricCheck] = Field(
+        default_factory=list,
+        max_length=16,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        description="Empty means the presets errorRate (<= 1%) and e2eLatencyP95 (<= 2000 ms).",
+    )
+    failure_limit: int = Field(default=2, ge=0, le=100)
+    inconclusive_limit: int = Field(default=3, ge=0, le=100)
+    consecutive_error_limit: int = Field(default=4, ge=0, le=100)
+    min_successful_measurements: int = Field(
+        default=1, ge=1, le=100, description="Successful measurements at the final weight before promotion."
+    )
+    prometheus: PrometheusEndpoint | None = None
+
+
+class PromotionSpec(K8sModel):
+    mode: Literal["InPlace", "GitOps"] = "InPlace"
+    registry_alias: str | None = Field(
+        default="champion", pattern=r"^[A-Za-z0-9_-]+$", max_length=256, description="MLflow alias to move."
+    )
+
+
+class CanaryRolloutSpec(K8sModel):
+    target_ref: LocalObjectReference
+    canary: CanarySpec
+    steps: list[RolloutStep] = Field(
+        default_factory=list, max_length=32, description="Empty means 10%, analysis, 50%, analysis, 100%."
+    )
+    traffic_routing: TrafficRoutingSpec | None = None
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec, json_schema_extra={"default": {}})
+    promotion: PromotionSpec = Field(default_factory=PromotionSpec, json_schema_extra={"default": {}})
+    scale_down_delay: Duration = Field(default="30s", description="Canary kept this long after a rollback.")
+
+
+class MeasurementStatus(StatusModel):
+    metric: str
+    phase: Literal["Successful", "Failed", "Inconclusive", "Error"]
+    value: str = ""
+    threshold: str = ""
+    message: str = ""
+    measured_at: str = ""
+
+
+class MetricTally(StatusModel):
+    name: str
+    successful: int = 0
+    failed: int = 0
+    inconclusive: int = 0
+    errors: int = 0
+    consecutive_errors: int = 0
+
+
+class CanaryRolloutStatus(StatusModel):
+    observed_generation: int = 0
+    conditions: ConditionList
+    current_step_index: int = 0
+    canary_weight: int = 0
+    stable_weight: int = 100
+    step_started_at: str | None = None
+    canary_version: str = ""
+    measurements: list[MeasurementStatus] = Field(default_factory=list)
+    tallies: list[MetricTally] = Field(default_factory=list)
+    gitops_changes: list[dict[str, Any]] = Field(
+        default_factory=list,
+        json_schema_extra={"items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+    )
+
+
+class CanaryRollout(Resource):
+    kind_info = KindInfo(
+        kind="CanaryRollout",
+        plural="canaryrollouts",
+        singular="canaryrollout",
+        short_names=["cr", "canary"],
+        printer_columns=[
+            {"name": "Target", "type": "string", "jsonPath": ".spec.targetRef.name"},
+            {"name": "Step", "type": "integer", "jsonPath": ".status.currentStepIndex"},
+            {"name": "Weight", "type": "integer", "jsonPath": ".status.canaryWeight"},
+            condition_column("Progressing", "Progressing", "reason"),
+            condition_column("Message", "Progressing", "message", priority=1),
+            age_column(),
+        ],
+        schema_rules=[
+            {
+                "rule": "has(self.canary.model) || has(self.canary.engine)",
+                "message": "canary must change the model or the engine",
+                "fieldPath": ".canary",
+            },
+            {
+                "rule": "self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",
+                "message": "steps[].setWeight must be non-decreasing",
+                "fieldPath": ".steps",
+            },
+        ],
+    )
+
+    api_version: str = "llmops.dev/v1alpha1"
+    kind: str = "CanaryRollout"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: CanaryRolloutSpec
+    status: CanaryRolloutStatus = Field(default_factory=CanaryRolloutStatus)

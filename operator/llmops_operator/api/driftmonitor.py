@@ -1,0 +1,221 @@
+"""DriftMonitor: compare live traffic with a baseline and start retraining when it drifts."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from .common import (
+    ConditionList,
+    Decimal,
+    DNSLabel,
+    Duration,
+    EnvVar,
+    K8sModel,
+    KindInfo,
+    LocalObjectReference,
+    PrometheusEndpoint,
+    Quantity,
+    Resource,
+    ResourceName,
+    StatusModel,
+    age_column,
+    cel_rules,
+    condition_column,
+    exactly_one_of,
+)
+
+DriftTest = Literal["ks", "psi", "wasserstein", "jensenShannon", "chiSquare"]
+RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+
+
+class FixedWindow(K8sModel):
+    start: str = Field(pattern=RFC3339, max_length=40)
+    end: str = Field(pattern=RFC3339, max_length=40)
+
+
+class RelativeWindow(K8sModel):
+    """The window ``duration`` long that ended ``offset`` ago (e.g. the same hour last week)."""
+
+    offset: Duration
+    duration: Duration
+
+
+class MLflowArtifact(K8sModel):
+    run_id: str = Field(pattern=r"^[a-zA-Z0-9]+$", max_length=64)
+    path: str = Field(max_length=1024)
+
+
+class ConfigMapKey(K8sModel):
+    name: ResourceName
+    key: str = Field(max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+
+
+class ReferenceDataset(K8sModel):
+    mlflow_artifact: MLflowArtifact | None = None
+    config_map: ConfigMapKey | None = None
+
+    model_config = cel_rules(exactly_one_of("a dataset", "mlflowArtifact", "configMap"))
+
+
+class BaselineSpec(K8sModel):
+    fixed: FixedWindow | None = None
+    relative: RelativeWindow | None = None
+    dataset: ReferenceDataset | None = None
+
+    model_config = cel_rules(exactly_one_of("baseline", "fixed", "relative", "dataset"))
+
+
+class HistogramSource(K8sModel):
+    metric: str = Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$", max_length=256, description="Without _bucket.")
+
+
+class QuerySource(K8sModel):
+    promql: str = Field(
+        max_length=4096, description="PromQL sampled over the window; {{namespace}}, {{target}}."
+    )
+    step: Duration = "1m"
+
+
+class ColumnSource(K8sModel):
+    column: str = Field(max_length=256)
+
+
+class FeatureSource(K8sModel):
+    histogram: HistogramSource | None = None
+    query: QuerySource | None = None
+    dataset: ColumnSource | None = None
+
+    model_config = cel_rules(exactly_one_of("a feature source", "histogram", "query", "dataset"))
+
+
+class FeatureSpec(K8sModel):
+    name: DNSLabel
+    source: FeatureSource
+    test: DriftTest | None = Field(default=None, description="Default: ks for samples, psi for histograms.")
+    threshold: Decimal | None = Field(
+        default=None,
+        description="p-value for ks and chiSquare; distance for psi, wasserstein, jensenShannon.",
+    )
+
+
+class DriftPolicy(K8sModel):
+    min_drifted_features: int = Field(default=1, ge=1, le=64)
+    bonferroni: bool = True
+    min_samples: int = Field(default=100, ge=1, description="Fewer samples in a window: NoData, never drift.")
+    min_effect_size: Decimal = Field(
+        default="0.1", description="Effect-size floor below which nothing drifts."
+    )
+
+
+class JobResources(K8sModel):
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
+    gpus: int = Field(default=0, ge=0, le=64)
+
+
+class RetrainingTemplate(K8sModel):
+    image: str = Field(max_length=512)
+    command: list[str] = Field(default_factory=list, max_length=64)
+    args: list[str] = Field(default_factory=list, max_length=64)
+    env: list[EnvVar] = Field(default_factory=list, max_length=64)
+    resources: JobResources = Field(default_factory=JobResources, json_schema_extra={"default": {}})
+    service_account_name: ResourceName | None = None
+
+
+class RetrainingSpec(K8sModel):
+    template: RetrainingTemplate
+    cooldown: Duration = "6h"
+    concurrency_policy: Literal["Forbid", "Replace"] = "Forbid"
+    backoff_limit: int = Field(default=1, ge=0, le=20)
+    ttl_seconds_after_finished: int = Field(default=86400, ge=0)
+
+
+class OnRetrainedSpec(K8sModel):
+    auto_rollout: bool = Field(default=False, description="Open a CanaryRollout for the retrained version.")
+
+
+class DriftMonitorSpec(K8sModel):
+    target_ref: LocalObjectReference
+    interval: Duration = "10m"
+    current_window: Duration = "1h"
+    baseline: BaselineSpec
+    features: list[FeatureSpec] = Field(
+        min_length=1,
+        max_length=32,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    policy: DriftPolicy = Field(default_factory=DriftPolicy, json_schema_extra={"default": {}})
+    retraining: RetrainingSpec | None = None
+    on_retrained: OnRetrainedSpec = Field(default_factory=OnRetrainedSpec, json_schema_extra={"default": {}})
+    prometheus: PrometheusEndpoint | None = None
+
+
+class FeatureResult(StatusModel):
+    name: str
+    test: str = ""
+    statistic: float | None = None
+    p_value: float | None = None
+    drifted: bool = False
+    drift_type: str = ""
+    baseline_samples: int = 0
+    current_samples: int = 0
+
+
+class RetrainingRun(StatusModel):
+    job_name: str
+    drift_event_id: str = ""
+    start_time: str | None = None
+    completion_time: str | None = None
+    result: str = ""
+
+
+class DriftMonitorStatus(StatusModel):
+    observed_generation: int = 0
+    conditions: ConditionList
+    last_check_time: str | None = None
+    features: list[FeatureResult] = Field(default_factory=list)
+    drift_event_id: str = ""
+    last_retraining: RetrainingRun | None = None
+    report_uri: str = ""
+
+
+class DriftMonitor(Resource):
+    kind_info = KindInfo(
+        kind="DriftMonitor",
+        plural="driftmonitors",
+        singular="driftmonitor",
+        short_names=["dm", "drift"],
+        printer_columns=[
+            {"name": "Target", "type": "string", "jsonPath": ".spec.targetRef.name"},
+            condition_column("Drifted", "Drifted"),
+            condition_column("Reason", "Drifted", "reason"),
+            {"name": "Last-Check", "type": "date", "jsonPath": ".status.lastCheckTime"},
+            {
+                "name": "Retraining",
+                "type": "string",
+                "jsonPath": ".status.lastRetraining.jobName",
+                "priority": 1,
+            },
+            age_column(),
+        ],
+        schema_rules=[
+            {
+                "rule": "has(self.baseline.dataset) || self.features.all(f, !has(f.source.dataset))",
+                "message": "features with a dataset source need baseline.dataset",
+                "fieldPath": ".features",
+            },
+            {
+                "rule": "self.policy.minDriftedFeatures <= size(self.features)",
+                "message": "policy.minDriftedFeatures cannot exceed the number of features",
+                "fieldPath": ".policy.minDriftedFeatures",
+            },
+        ],
+    )
+
+    api_version: str = "llmops.dev/v1alpha1"
+    kind: str = "DriftMonitor"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: DriftMonitorSpec
+    status: DriftMonitorStatus = Field(default_factory=DriftMonitorStatus)

@@ -1,0 +1,24 @@
+"""Operator configuration: flags override environment variables (prefix LLMOPS_) override defaults."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LLMOPS_", extra="ignore")
+
+    namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces to watch; empty means the whole cluster."
+    )
+    health_port: int = Field(default=8080, ge=1, le=65535)
+    health_host: str = "0.0.0.0"
+    log_format: Literal["json", "plain"] = "json"
+    verbose: bool = False
+    peering: str | None = Field(default=None, description="kopf peering name; unset runs standalone.")
+    prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
+    mlflow_tracking_uri: str = "http://mlflow.mlflow.svc:5000"
+    resync_seconds: int = Field(default=60, ge=5, description="Periodic re-check of every object.")

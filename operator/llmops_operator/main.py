@@ -1,0 +1,103 @@
+"""The ``llmops-operator`` command: preflight checks, then the kopf operator."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import kopf
+
+from . import GROUP, __version__
+from .api import KINDS
+from .config import Settings
+
+
+class PreflightError(RuntimeError):
+    """The cluster is not usable: unreachable, or the CRDs are not installed."""
+
+
+def load_kube_config() -> None:
+    from kubernetes import config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        try:
+            config.load_kube_config()
+        except (config.ConfigException, FileNotFoundError, TypeError) as error:
+            raise PreflightError(f"no Kubernetes credentials found: {error}") from error
+
+
+def preflight() -> None:
+    """Fail fast, with a message a human can act on, before kopf starts retrying forever."""
+    from kubernetes import client
+    from urllib3.exceptions import HTTPError
+
+    load_kube_config()
+    host = client.Configuration.get_default_copy().host
+    try:
+        client.VersionApi().get_code(_request_timeout=10)
+    except (HTTPError, OSError) as error:
+        raise PreflightError(f"cannot reach the Kubernetes API server at {host}: {error}") from error
+    except client.ApiException as error:
+        if error.status not in (401, 403):
+            raise PreflightError(f"the Kubernetes API server at {host} answered {error.status}") from error
+    missing = []
+    extensions = client.ApiextensionsV1Api()
+    for kind in KINDS:
+        name = f"{kind.kind_info.plural}.{GROUP}"
+        try:
+            extensions.read_custom_resource_definition(name, _request_timeout=10)
+        except client.ApiException as error:
+            if error.status == 404:
+                missing.append(name)
+            elif error.status != 403:  # a namespaced install may not read CRDs; kopf will tell
+                raise PreflightError(f"reading CRD {name} failed: {error.status} {error.reason}") from error
+    if missing:
+        raise PreflightError(
+            "CustomResourceDefinitions missing: "
+            + ", ".join(missing)
+            + " (install them: kubectl apply -f crds/)"
+        )
+
+
+def parse_args(argv: list[str] | None) -> Settings:
+    parser = argparse.ArgumentParser(prog="llmops-operator", description=__doc__)
+    parser.add_argument("--namespace", "-n", action="append", dest="namespaces", help="watch only these")
+    parser.add_argument("--health-port", type=int, help="liveness endpoint port (/healthz)")
+    parser.add_argument("--log-format", choices=["json", "plain"])
+    parser.add_argument("--verbose", "-v", action="store_true", default=None)
+    parser.add_argument("--peering", help="kopf peering name, for several replicas with one acting")
+    parser.add_argument("--prometheus-url")
+    parser.add_argument("--mlflow-tracking-uri")
+    parser.add_argument("--version", action="version", version=f"llmops-operator {__version__}")
+    given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
+    return Settings(**given)
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = parse_args(argv)
+    try:
+        preflight()
+    except PreflightError as error:
+        print(f"llmops-operator: {error}", file=sys.stderr)
+        return 2
+
+    from . import handlers  # noqa: F401  (registers the handlers)
+
+    kopf.configure(
+        verbose=settings.verbose,
+        log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
+    )
+    kopf.run(
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        standalone=settings.peering is None,
+        peering_name=settings.peering,
+        liveness_endpoint=f"http://{settings.health_host}:{settings.health_port}/healthz",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

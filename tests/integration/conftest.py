@@ -1,0 +1,151 @@
+"""Integration fixtures: the local control plane (started when it is not running), the CRDs,
+a namespace per test, and the operator as a real subprocess.
+
+A test that cannot get its cluster fails: `tools/cluster.sh up` raising is an error, never a skip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+VERSIONS = dict(
+    line.split("=", 1)
+    for line in (ROOT / "tools" / "versions.env").read_text().splitlines()
+    if "=" in line and not line.startswith("#")
+)
+KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
+KUBECTL = ROOT / ".tools" / f"kubernetes-{VERSIONS['KUBERNETES_VERSION']}" / "kubectl"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@dataclass
+class Cluster:
+    kubeconfig: Path
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(KUBECTL), "--kubeconfig", str(self.kubeconfig), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def get(self, *args: str) -> dict[str, Any]:
+        return dict(json.loads(self.kubectl("get", "-o", "json", *args).stdout))
+
+    def apply(self, obj: dict[str, Any] | list[dict[str, Any]], namespace: str, *extra: str) -> str:
+        docs = obj if isinstance(obj, list) else [obj]
+        text = yaml.safe_dump_all(docs)
+        return self.kubectl("apply", "--server-side", "-n", namespace, "-f", "-", *extra, input=text).stdout
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.5, what: str = "condition"
+) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Cluster:
+    subprocess.run([str(ROOT / "tools" / "cluster.sh"), "up"], check=True, timeout=3600)
+    handle = Cluster(KUBECONFIG)
+    handle.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    handle.kubectl(
+        "wait", "--for=condition=Established", "crd", "-l", "app.kubernetes.io/name=llmops-operator"
+    )
+    return handle
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    digest = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]
+    name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-[]')}-{digest}"
+    name = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in name)
+    cluster.kubectl("create", "namespace", name)
+    wait_for(
+        lambda: cluster.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
+        what="the default service account",
+    )
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+class OperatorProcess:
+    """The operator as users run it: its console script, its own process, a kubeconfig."""
+
+    def __init__(self, namespace: str, log_path: Path) -> None:
+        self.namespace = namespace
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "KUBECONFIG": str(KUBECONFIG)}
+        self.log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llmops_operator",
+                "--namespace",
+                self.namespace,
+                "--log-format",
+                "plain",
+                "--health-port",
+                "0",
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process = None
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def operator(namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(namespace, tmp_path / "operator.log")
+    process.start()
+    yield process
+    process.stop()
+    assert "Traceback" not in process.logs(), process.logs()

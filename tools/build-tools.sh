@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Builds the local control plane's binaries from their published Go modules and caches them
+# under .tools/<name>-<version>/. A cached tool is not rebuilt, so a warm run takes seconds.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=versions.env
+source "$root/tools/versions.env"
+tools_dir=${TOOLS_DIR:-$root/.tools}
+mkdir -p "$tools_dir"
+export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+
+log() { printf '[tools] %s\n' "$*" >&2; }
+
+# Prints "module version" for each replace in a module's go.mod that points at a local directory,
+# mapped to the same published version: the staging/sibling modules that make `go install` fail.
+local_replaces() {
+  local gomod=$1 version=$2
+  go mod edit -json "$gomod" | python3 -c '
+import json, sys
+version = sys.argv[1]
+for r in json.load(sys.stdin).get("Replace") or []:
+    new = r["New"]["Path"]
+    if new.startswith(".") and "FORBIDDEN" not in new:
+        print(r["Old"]["Path"], version)
+' "$version"
+}
+
+# Makes a throwaway wrapper module that requires $module@$version with its local replaces pinned.
+wrapper_module() {
+  local dir=$1 module=$2 version=$3 sibling_version=$4
+  rm -rf "$dir" && mkdir -p "$dir"
+  local gomod
+  gomod=$(go mod download -json "$module@$version" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  (
+    cd "$dir"
+    go mod init llmops.dev/toolbuild >/dev/null 2>&1
+    while read -r mod ver; do
+      go mod edit -replace "$mod=$mod@$ver"
+    done < <(local_replaces "$gomod" "$sibling_version")
+    go mod edit -require "$module@$version"
+  )
+}
+
+build_kubernetes() {
+  local out=$tools_dir/kubernetes-$KUBERNETES_VERSION
+  if [[ -x $out/kube-apiserver && -x $out/kube-controller-manager && -x $out/kube-scheduler && -x $out/kubectl ]]; then
+    log "kubernetes $KUBERNETES_VERSION cached"; return
+  fi
+  log "building kubernetes $KUBERNETES_VERSION (several minutes on a cold machine)"
+  local minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
+  local staging_version=v0.${KUBERNETES_VERSION#v1.}
+  local work=$tools_dir/build/kubernetes-$KUBERNETES_VERSION
+  wrapper_module "$work" k8s.io/kubernetes "$KUBERNETES_VERSION" "$staging_version"
+  local ldflags="" pkg
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  (
+    cd "$work"
+    local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl) pkgs=() c
+    for c in "${cmds[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+    go get "${pkgs[@]/%/@$KUBERNETES_VERSION}" >/dev/null
+    mkdir -p "$out.tmp"
+    go build -tags selinux,notest -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp/" "${pkgs[@]}"
+  )
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+build_etcd() {
+  local out=$tools_dir/etcd-$ETCD_VERSION
+  if [[ -x $out/etcd ]]; then log "etcd $ETCD_VERSION cached"; return; fi
+  log "building etcd $ETCD_VERSION"
+  local work=$tools_dir/build/etcd-$ETCD_VERSION
+  wrapper_module "$work" go.etcd.io/etcd/server/v3 "$ETCD_VERSION" "$ETCD_VERSION"
+  (
+    cd "$work"
+    go get go.etcd.io/etcd/server/v3@"$ETCD_VERSION" >/dev/null
+    mkdir -p "$out.tmp"
+    go build -trimpath -ldflags "-s -w" -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3
+  )
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+build_go_install() {
+  local name=$1 version=$2; shift 2
+  local out=$tools_dir/$name-$version bin
+  local missing=0
+  for pkg in "$@"; do bin=${pkg##*/}; [[ -x $out/$bin ]] || missing=1; done
+  if (( ! missing )); then log "$name $version cached"; return; fi
+  log "building $name $version"
+  mkdir -p "$out"
+  for pkg in "$@"; do GOBIN=$out go install -trimpath -ldflags "-s -w" "$pkg@$version"; done
+}
+
+want=${*:-kubernetes etcd kwok}
+for tool in $want; do
+  case $tool in
+    kubernetes) build_kubernetes ;;
+    etcd) build_etcd ;;
+    kwok) build_go_install kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl ;;
+    *) echo "unknown tool $tool" >&2; exit 2 ;;
+  esac
+done
+rm -rf "$tools_dir/build"
+log "done"
