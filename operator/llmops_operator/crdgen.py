@@ -68,6 +68,15 @@ def _structural(schema: JSONSchema) -> JSONSchema:
     return out
 
 
+def _without_defaults(schema: Any) -> Any:
+    """Status is written by the operator alone; API-server defaults there would only invent values."""
+    if isinstance(schema, list):
+        return [_without_defaults(item) for item in schema]
+    if isinstance(schema, dict):
+        return {k: _without_defaults(v) for k, v in schema.items() if k != "default"}
+    return schema
+
+
 def schema_for(model: type[Any]) -> JSONSchema:
     raw = model.model_json_schema(by_alias=True, mode="validation")
     return _structural(_resolve(raw, raw.get("$defs", {})))
@@ -80,7 +89,7 @@ def crd_for(kind: type[Resource]) -> JSONSchema:
     spec.pop("description", None)
     if info.schema_rules:
         spec["x-kubernetes-validations"] = info.schema_rules
-    status = schema_for(fields["status"].annotation)  # type: ignore[arg-type]
+    status = _without_defaults(schema_for(fields["status"].annotation))  # type: ignore[arg-type]
     status.pop("description", None)
     description = (kind.__doc__ or "").strip() or (kind.__module__ and sys.modules[kind.__module__].__doc__)
     subresources: JSONSchema = {"status": {}}

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 import kopf
+from pydantic import ValidationError
 
 from . import GROUP, __version__
 from .api import KINDS
@@ -72,7 +73,10 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--mlflow-tracking-uri")
     parser.add_argument("--version", action="version", version=f"llmops-operator {__version__}")
     given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
-    return Settings(**given)
+    try:
+        return Settings(**given)
+    except ValidationError as error:
+        parser.error(f"invalid configuration: {error}")
 
 
 def main(argv: list[str] | None = None) -> int:

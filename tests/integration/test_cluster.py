@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from .conftest import VERSIONS, Cluster, wait_for
 
@@ -104,7 +107,18 @@ def test_owner_reference_garbage_collection(cluster: Cluster, namespace: str) ->
     )
 
 
-def test_rbac_is_enforced_and_service_account_tokens_authenticate(cluster: Cluster, namespace: str) -> None:
+def token_cluster(cluster: Cluster, token: str, directory: Path) -> Cluster:
+    """The same API server reached with a bearer token only, as a pod would reach it."""
+    config = yaml.safe_load(cluster.kubectl("config", "view", "--raw", "--minify").stdout)
+    config["users"][0]["user"] = {"token": token}
+    path = directory / "token-kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return Cluster(path)
+
+
+def test_rbac_is_enforced_and_service_account_tokens_authenticate(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
     subject = f"system:serviceaccount:{namespace}:default"
     denied = cluster.kubectl(
         "auth", "can-i", "list", "secrets", "-n", namespace, "--as", subject, check=False
@@ -121,9 +135,10 @@ def test_rbac_is_enforced_and_service_account_tokens_authenticate(cluster: Clust
         namespace,
     )
     token = cluster.kubectl("create", "token", "default", "-n", namespace).stdout.strip()
-    who = cluster.kubectl("auth", "whoami", "--token", token, "-o", "json")
+    as_service_account = token_cluster(cluster, token, tmp_path)
+    who = as_service_account.kubectl("auth", "whoami", "-o", "json")
     assert json.loads(who.stdout)["status"]["userInfo"]["username"] == subject
-    allowed = cluster.kubectl("get", "pods", "-n", namespace, "--token", token, check=False)
+    allowed = as_service_account.kubectl("get", "pods", "-n", namespace, check=False)
     assert allowed.returncode == 0, allowed.stderr
-    forbidden = cluster.kubectl("get", "secrets", "-n", namespace, "--token", token, check=False)
+    forbidden = as_service_account.kubectl("get", "secrets", "-n", namespace, check=False)
     assert "Forbidden" in forbidden.stderr

@@ -31,7 +31,7 @@ MODEL_URI_PATTERN = (
     r"|s3://[^/\s]+(/[^\s]*)?"
     r"|models:/[^/@\s]+(@[A-Za-z0-9_-]+|/[0-9]+))$"
 )
-MLFLOW_ALIAS_PATTERN = r"^models:/[^/@\s]+@[A-Za-z0-9_-]+$"
+MLFLOW_ALIAS_PATTERN = r"^models:/[^/@]+@[A-Za-z0-9_-]+$"
 
 
 class ModelSource(K8sModel):
