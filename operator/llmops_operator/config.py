@@ -21,4 +21,8 @@ class Settings(BaseSettings):
     peering: str | None = Field(default=None, description="kopf peering name; unset runs standalone.")
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     mlflow_tracking_uri: str = "http://mlflow.mlflow.svc:5000"
-    resync_seconds: int = Field(default=60, ge=5, description="Periodic re-check of every object.")
+    resync_seconds: int = Field(default=60, ge=1, description="Periodic re-check of every object.")
+    model_fetcher_image: str = Field(
+        default="ghcr.io/mlflow/mlflow:v3.6.0",
+        description="Image with the mlflow CLI that downloads registry artifacts vLLM cannot read itself.",
+    )

@@ -87,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"llmops-operator: {error}", file=sys.stderr)
         return 2
 
-    from . import handlers  # noqa: F401  (registers the handlers)
+    from . import handlers
 
+    handlers.register(settings)
     kopf.configure(
         verbose=settings.verbose,
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,

@@ -1,5 +1,13 @@
-"""kopf handlers: thin glue from Kubernetes events to the pure modules. Importing registers them."""
+"""kopf handlers: thin glue from Kubernetes events to the pure modules."""
 
-from . import lifecycle, observe
+from __future__ import annotations
 
-__all__ = ["lifecycle", "observe"]
+from ..config import Settings
+from . import lifecycle, llmdeployment, observe
+
+
+def register(settings: Settings) -> None:
+    """Register every handler; called once by main before kopf starts."""
+    lifecycle.register()
+    observe.register()
+    llmdeployment.register(settings)

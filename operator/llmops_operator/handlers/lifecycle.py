@@ -12,7 +12,10 @@ from .. import GROUP
 PERSISTENCE_PREFIX = GROUP
 
 
-@kopf.on.startup()
+def register() -> None:
+    kopf.on.startup()(configure)
+
+
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Progress and the last-handled spec live in our own annotations, never in status.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PERSISTENCE_PREFIX)

@@ -1,5 +1,6 @@
-"""First-sight handling shared by the three kinds: validate the spec, record observedGeneration and
-seed every condition the kind's controller owns, so ``kubectl get`` tells the truth from the start.
+"""First-sight handling for the kinds whose controllers are still to come: validate the spec,
+record observedGeneration and seed every condition the kind's controller owns, so ``kubectl get``
+tells the truth from the start.
 
 A condition no controller has judged yet stays ``Unknown`` with reason ``ControllerPending``.
 """
@@ -12,11 +13,10 @@ import kopf
 from pydantic import ValidationError
 
 from .. import GROUP, VERSION
-from ..api import CanaryRollout, DriftMonitor, LLMDeployment, Resource
+from ..api import CanaryRollout, DriftMonitor, Resource
 from ..conditions import set_condition, status_changes
 
 CONDITIONS: dict[type[Resource], tuple[str, ...]] = {
-    LLMDeployment: ("Ready", "Progressing", "Degraded", "ModelResolved"),
     CanaryRollout: ("Ready", "Progressing", "Promoted"),
     DriftMonitor: ("Ready", "Drifted"),
 }
@@ -68,5 +68,6 @@ def _register(kind: type[Resource]) -> None:
     kopf.on.update(GROUP, VERSION, plural, id="observe", field="spec")(observe)
 
 
-for _kind in CONDITIONS:
-    _register(_kind)
+def register() -> None:
+    for kind in CONDITIONS:
+        _register(kind)

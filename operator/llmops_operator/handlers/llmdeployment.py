@@ -1,0 +1,265 @@
+"""LLMDeployment controller: resolve the model, apply the children, tell the truth in status.
+
+Triggers: the object's own create/update/resume, a periodic timer (registry polling for
+``followAlias``, retries), and events of the Deployments and Pods it owns (status, drift repair).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any, cast
+
+import kopf
+from pydantic import ValidationError
+
+from .. import FIELD_MANAGER, GROUP, VERSION
+from ..api.llmdeployment import LLMDeploymentSpec, ResolvedModel
+from ..conditions import find_condition, now_rfc3339, set_condition, status_changes
+from ..config import Settings
+from ..durations import parse_duration
+from ..kube import Kube, contains
+from ..models import parse_registry_uri
+from ..registry.mlflow import ModelNotFound, RegistryUnavailable, resolve
+from ..rendering import llmdeployment as rendering
+from ..serving_status import FAILURE_REASONS, Verdict, desired_status
+from .observe import validation_message
+
+PRUNABLE_KINDS = ("PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor")
+SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
+MANAGED = {"app.kubernetes.io/managed-by": FIELD_MANAGER}
+
+
+def as_body(body: dict[str, Any]) -> kopf.Body:
+    """kopf's event posting reads only the object's identity; any mapping with metadata will do."""
+    return cast(kopf.Body, body)
+
+
+class RetryLater(Exception):
+    """The registry could not be asked; the caller decides how to retry."""
+
+
+class LLMDeploymentController:
+    def __init__(self, settings: Settings, kube: Kube) -> None:
+        self.settings = settings
+        self.kube = kube
+        self._last_resolution: dict[str, float] = {}  # uid -> monotonic time of the last registry answer
+        self._announced: dict[tuple[str, str], str] = {}  # (uid, topic) -> what the last Event said
+
+    # -- model resolution -------------------------------------------------------------------------
+
+    def _resolution(
+        self, spec: LLMDeploymentSpec, uid: str, status: dict[str, Any], ask_registry: bool
+    ) -> tuple[Verdict, dict[str, Any] | None]:
+        uri = spec.model.uri
+        ref = parse_registry_uri(uri)
+        if ref is None:
+            model = ResolvedModel(uri=uri, version=spec.model.revision or "", source=uri)
+            return Verdict("True", "DirectSource", f"serving {uri}"), model.model_dump(exclude_none=True)
+        previous = status.get("model") if (status.get("model") or {}).get("uri") == uri else None
+        condition = find_condition(status.get("conditions") or [], "ModelResolved") or {}
+        last = self._last_resolution.get(uid)
+        due = (
+            previous is None
+            or condition.get("status") != "True"
+            or last is None
+            or (
+                spec.model.follow_alias
+                and time.monotonic() - last >= parse_duration(spec.model.alias_poll_interval)
+            )
+        )
+        if not (ask_registry and due):
+            if previous is None:
+                return Verdict("Unknown", "Resolving", f"asking the registry for {uri}"), None
+            return Verdict(condition["status"], condition["reason"], condition.get("message", "")), previous
+        tracking_uri = spec.model.tracking_uri or self.settings.mlflow_tracking_uri
+        try:
+            found = resolve(ref, tracking_uri)
+        except RegistryUnavailable as error:
+            return Verdict("False", "RegistryUnavailable", str(error)), previous
+        except ModelNotFound as error:
+            return Verdict("False", "ModelNotFound", str(error)), previous
+        self._last_resolution[uid] = time.monotonic()
+        message = f"{uri} is version {found.version} at {found.source}"
+        if previous is not None and previous.get("version") == found.version:
+            return Verdict("True", "Resolved", message), previous  # unchanged: keep resolvedAt
+        model = ResolvedModel(uri=uri, version=found.version, source=found.source, resolved_at=now_rfc3339())
+        return Verdict("True", "Resolved", message), model.model_dump(exclude_none=True)
+
+    # -- children ---------------------------------------------------------------------------------
+
+    def _apply_children(
+        self, spec: LLMDeploymentSpec, owner: rendering.Owner, model: dict[str, Any], body: dict[str, Any]
+    ) -> Verdict | None:
+        """Apply what differs from the live objects; returns the ServiceMonitor verdict when asked for one."""
+        tracking_uri = spec.model.tracking_uri or self.settings.mlflow_tracking_uri
+        children = rendering.render(
+            spec, ResolvedModel.model_validate(model), owner, self.settings.model_fetcher_image, tracking_uri
+        )
+        monitor: Verdict | None = None
+        applied = []
+        for child in children:
+            kind, name = child["kind"], child["metadata"]["name"]
+            if kind == "ServiceMonitor" and not self.kube.crd_exists(SERVICE_MONITOR_CRD):
+                monitor = Verdict(
+                    "False", "CRDNotInstalled", f"{SERVICE_MONITOR_CRD} is not installed; no ServiceMonitor"
+                )
+                continue
+            live = self.kube.get(kind, owner.namespace, name)
+            if live is None or not contains(live, child):
+                self.kube.apply(child)
+                applied.append(f"{kind}/{name}" + (" (created)" if live is None else ""))
+            if kind == "ServiceMonitor":
+                monitor = Verdict("True", "Created", f"ServiceMonitor {name} scrapes /metrics")
+        rendered_kinds = {child["kind"] for child in children}
+        for kind in PRUNABLE_KINDS:
+            if kind in rendered_kinds or (
+                kind == "ServiceMonitor" and not self.kube.crd_exists(SERVICE_MONITOR_CRD)
+            ):
+                continue
+            live = self.kube.get(kind, owner.namespace, owner.name)
+            if (
+                live is not None
+                and (live["metadata"].get("labels") or {}).get(rendering.OWNER_LABEL) == owner.name
+            ):
+                self.kube.delete(kind, owner.namespace, owner.name)
+                applied.append(f"{kind}/{owner.name} (deleted)")
+        if applied:  # only real changes get here, so each is worth an Event
+            kopf.info(as_body(body), reason="Applied", message=", ".join(applied))
+        return monitor
+
+    # -- the whole reconcile ----------------------------------------------------------------------
+
+    def reconcile(self, body: dict[str, Any], ask_registry: bool) -> None:
+        meta = body["metadata"]
+        namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        generation = int(meta.get("generation") or 0)
+        status = dict(body.get("status") or {})
+        try:
+            spec = LLMDeploymentSpec.model_validate(body.get("spec") or {})
+        except ValidationError as error:
+            conditions = set_condition(
+                status.get("conditions") or [],
+                "Ready",
+                "False",
+                "InvalidSpec",
+                validation_message(error),
+                generation,
+            )
+            self._write_status(
+                namespace, name, status, {"observedGeneration": generation, "conditions": conditions}
+            )
+            return
+        owner = rendering.Owner(name=name, namespace=namespace, uid=uid)
+        verdict, model = self._resolution(spec, uid, status, ask_registry)
+        self._announce_model(body, status, verdict, model)
+        monitor = self._apply_children(spec, owner, model, body) if model is not None else None
+        deployment = self.kube.get("Deployment", namespace, name)
+        selector = ",".join(f"{k}={v}" for k, v in rendering.selector_labels(owner).items())
+        pods = self.kube.list("Pod", namespace, selector) if deployment is not None else []
+        desired = desired_status(
+            generation=generation,
+            current=status,
+            model_resolved=verdict,
+            model=model,
+            deployment=deployment,
+            pods=pods,
+            desired_replicas=spec.replicas,
+            selector=selector,
+            endpoint=rendering.endpoint_url(owner),
+        )
+        if monitor is not None:
+            desired["conditions"] = set_condition(
+                desired["conditions"],
+                "ServiceMonitorReady",
+                monitor.status,
+                monitor.reason,
+                monitor.message,
+                generation,
+            )
+        self._announce_readiness(body, desired)
+        self._write_status(namespace, name, status, desired)
+        if verdict.reason == "RegistryUnavailable" and ask_registry:
+            raise RetryLater(verdict.message)
+
+    def forget(self, uid: str) -> None:
+        self._last_resolution.pop(uid, None)
+        for key in [key for key in self._announced if key[0] == uid]:
+            del self._announced[key]
+
+    def _write_status(
+        self, namespace: str, name: str, current: dict[str, Any], desired: dict[str, Any]
+    ) -> None:
+        changes = status_changes(current, desired)
+        if changes:
+            self.kube.patch_status("LLMDeployment", namespace, name, changes)
+
+    def _announce(self, body: dict[str, Any], topic: str, warning: bool, reason: str, message: str) -> None:
+        """Post an Event once per change: concurrent triggers see the same transition."""
+        key = (body["metadata"]["uid"], topic)
+        if self._announced.get(key) == reason + message:
+            return
+        self._announced[key] = reason + message
+        (kopf.warn if warning else kopf.info)(as_body(body), reason=reason, message=message)
+
+    def _announce_model(
+        self, body: dict[str, Any], status: dict[str, Any], verdict: Verdict, model: dict[str, Any] | None
+    ) -> None:
+        if verdict.status == "False":
+            self._announce(body, "model", True, verdict.reason, verdict.message)
+        previous = status.get("model") or {}
+        if (
+            model is not None
+            and previous.get("version") != model.get("version")
+            and verdict.reason == "Resolved"
+        ):
+            change = f"from version {previous['version']} " if previous.get("version") else ""
+            self._announce(body, "model", False, "ModelVersionChanged", f"{change}to {verdict.message}")
+
+    def _announce_readiness(self, body: dict[str, Any], desired: dict[str, Any]) -> None:
+        ready = find_condition(desired["conditions"], "Ready") or {}
+        if ready.get("status") == "True":
+            self._announce(body, "ready", False, "Ready", ready.get("message", ""))
+        elif ready.get("reason") in FAILURE_REASONS:
+            self._announce(body, "ready", True, ready["reason"], ready.get("message", ""))
+
+
+def register(settings: Settings) -> None:
+    controller = LLMDeploymentController(settings, Kube())
+
+    def reconcile(body: kopf.Body, retry: int, **_: Any) -> None:
+        try:
+            controller.reconcile(dict(body), ask_registry=True)
+        except RetryLater as error:
+            raise kopf.TemporaryError(str(error), delay=min(300, 5 * 2**retry)) from error
+
+    for decorator in (kopf.on.resume, kopf.on.create):
+        decorator(GROUP, VERSION, "llmdeployments", id="reconcile")(reconcile)
+    kopf.on.update(GROUP, VERSION, "llmdeployments", id="reconcile", field="spec")(reconcile)
+
+    @kopf.on.timer(
+        GROUP,
+        VERSION,
+        "llmdeployments",
+        id="resync",
+        interval=settings.resync_seconds,
+        initial_delay=settings.resync_seconds,
+    )
+    def resync(body: kopf.Body, **_: Any) -> None:
+        with contextlib.suppress(RetryLater):  # already in status; the next tick asks again
+            controller.reconcile(dict(body), ask_registry=True)
+
+    @kopf.on.delete(GROUP, VERSION, "llmdeployments", id="forget", optional=True)
+    def forget(uid: str, **_: Any) -> None:
+        controller.forget(uid)  # children go by garbage collection through their owner references
+
+    def child_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+        owner = labels.get(rendering.OWNER_LABEL)
+        if not owner or not namespace:
+            return
+        body = controller.kube.get("LLMDeployment", namespace, owner)
+        if body is not None and not body["metadata"].get("deletionTimestamp"):
+            controller.reconcile(body, ask_registry=False)
+
+    kopf.on.event("apps", "v1", "deployments", labels=MANAGED, id="child-deployment")(child_changed)
+    kopf.on.event("", "v1", "pods", labels=MANAGED, id="child-pod")(child_changed)

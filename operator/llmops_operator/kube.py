@@ -1,0 +1,122 @@
+"""A small typed layer over the Kubernetes REST API: get, server-side apply, delete, status patch.
+
+The generated clients have one method per kind; the operator handles a handful of kinds uniformly,
+so it speaks REST paths directly through the official client's ``ApiClient``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubernetes import client
+
+from . import FIELD_MANAGER, GROUP, VERSION
+
+# kind -> (API path prefix, plural)
+RESOURCES: dict[str, tuple[str, str]] = {
+    "Deployment": ("/apis/apps/v1", "deployments"),
+    "Service": ("/api/v1", "services"),
+    "Pod": ("/api/v1", "pods"),
+    "PersistentVolumeClaim": ("/api/v1", "persistentvolumeclaims"),
+    "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
+    "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
+    "ServiceMonitor": ("/apis/monitoring.coreos.com/v1", "servicemonitors"),
+    "LLMDeployment": (f"/apis/{GROUP}/{VERSION}", "llmdeployments"),
+    "CanaryRollout": (f"/apis/{GROUP}/{VERSION}", "canaryrollouts"),
+    "DriftMonitor": (f"/apis/{GROUP}/{VERSION}", "driftmonitors"),
+}
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient | None = None) -> None:
+        self.api = api or client.ApiClient()
+
+    def _path(self, kind: str, namespace: str, name: str | None = None, sub: str | None = None) -> str:
+        prefix, plural = RESOURCES[kind]
+        path = f"{prefix}/namespaces/{namespace}/{plural}"
+        if name is not None:
+            path += f"/{name}"
+        if sub is not None:
+            path += f"/{sub}"
+        return path
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        request = self.api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query or [],
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(*request, _request_timeout=30)
+        data = response.read()
+        if not 200 <= response.status < 300:
+            raise client.ApiException(http_resp=response, body=data.decode(errors="replace"))
+        return json.loads(data) if data else None
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(self._call("GET", self._path(kind, namespace, name)))
+        except client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def list(self, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        result = self._call("GET", self._path(kind, namespace), query=[("labelSelector", label_selector)])
+        return list(result.get("items") or [])
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply under the operator's field manager, taking fields back from hand edits."""
+        meta = obj["metadata"]
+        path = self._path(obj["kind"], meta["namespace"], meta["name"])
+        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
+        return dict(
+            self._call("PATCH", path, query=query, body=obj, content_type="application/apply-patch+yaml")
+        )
+
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        try:
+            self._call(
+                "DELETE", self._path(kind, namespace, name), query=[("propagationPolicy", "Background")]
+            )
+        except client.ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    def patch_status(self, kind: str, namespace: str, name: str, changes: dict[str, Any]) -> None:
+        path = self._path(kind, namespace, name, "status")
+        self._call("PATCH", path, body={"status": changes}, content_type="application/merge-patch+json")
+
+    def crd_exists(self, name: str) -> bool:
+        try:
+            self._call("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+        except client.ApiException as error:
+            if error.status in (403, 404):
+                return False
+            raise
+        return True
+
+
+def contains(live: Any, desired: Any) -> bool:
+    """True when every field of ``desired`` has the same value in ``live``.
+
+    Fields the API server adds (defaults, status, managedFields) are ignored, so comparing a live
+    object with what would be applied tells whether an apply would change anything.
+    """
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(k in live and contains(live[k], v) for k, v in desired.items())
+    if isinstance(desired, list):
+        return isinstance(live, list) and len(live) == len(desired) and all(map(contains, live, desired))
+    return bool(live == desired)

@@ -1,0 +1,64 @@
+"""Resolution of ``models:/name@alias`` and ``models:/name/version`` through the MLflow client."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..models import RegistryRef
+
+# The MLflow client retries for minutes by default; the operator retries on its own schedule.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+
+class RegistryUnavailable(Exception):
+    """The registry could not be asked (down, unreachable, or answering with a server error)."""
+
+
+class ModelNotFound(Exception):
+    """The registry answered, and has no such model, alias or version."""
+
+
+@dataclass(frozen=True)
+class ResolvedVersion:
+    name: str
+    version: str
+    source: str
+    run_id: str
+
+
+def resolve(ref: RegistryRef, tracking_uri: str) -> ResolvedVersion:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException, RestException
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        if ref.alias is not None:
+            version = client.get_model_version_by_alias(ref.name, ref.alias)
+        else:
+            version = client.get_model_version(ref.name, str(ref.version))
+        source = client.get_model_version_download_uri(ref.name, version.version)
+    except RestException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            what = f"alias {ref.alias!r}" if ref.alias is not None else f"version {ref.version}"
+            raise ModelNotFound(f"registered model {ref.name!r} has no {what} ({error.message})") from error
+        raise RegistryUnavailable(f"MLflow at {tracking_uri} failed: {error.message}") from error
+    except (MlflowException, OSError) as error:
+        raise RegistryUnavailable(f"MLflow at {tracking_uri} is unreachable: {_summary(error)}") from error
+    return ResolvedVersion(ref.name, str(version.version), str(source), str(version.run_id or ""))
+
+
+def _summary(error: Exception) -> str:
+    """One short line: the client's messages embed whole urllib3 retry traces."""
+    text = str(error)
+    for marker, summary in (
+        ("Connection refused", "connection refused"),
+        ("NewConnectionError", "connection refused"),
+        ("timed out", "timed out"),
+        ("Name or service not known", "host not found"),
+    ):
+        if marker in text:
+            return summary
+    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return first[:200]

@@ -1,0 +1,155 @@
+"""What an LLMDeployment's status should say, from its Deployment and pods: pure, so every reason
+(InsufficientGPU, ModelLoading, CrashLooping, ...) is tested on object fixtures without a cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .conditions import ConditionStatus, set_condition
+from .rendering.llmdeployment import GPU_RESOURCE
+
+SERVER_CONTAINER = "vllm"
+FAILURE_REASONS = ("InsufficientGPU", "CrashLooping", "ImagePullFailed", "Unschedulable")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: ConditionStatus
+    reason: str
+    message: str
+
+
+def _condition(pod: dict[str, Any], type_: str) -> dict[str, Any]:
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == type_:
+            return dict(condition)
+    return {}
+
+
+def pod_problem(pods: list[dict[str, Any]]) -> Verdict | None:
+    """The most serious reason, across pods, why replicas are not serving."""
+    found: dict[str, str] = {}
+    loading = 0
+    live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+    for pod in live:
+        name = pod["metadata"]["name"]
+        scheduled = _condition(pod, "PodScheduled")
+        if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+            message = scheduled.get("message", "")
+            reason = "InsufficientGPU" if GPU_RESOURCE in message else "Unschedulable"
+            found.setdefault(reason, f"pod {name} cannot be scheduled: {message}")
+            continue
+        status = pod.get("status") or {}
+        for container in [
+            *(status.get("initContainerStatuses") or []),
+            *(status.get("containerStatuses") or []),
+        ]:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") == "CrashLoopBackOff":
+                last = ((container.get("lastState") or {}).get("terminated") or {}).get("reason", "an error")
+                found.setdefault(
+                    "CrashLooping",
+                    f"container {container['name']} of pod {name} keeps exiting ({last}); "
+                    f"{container.get('restartCount', 0)} restarts",
+                )
+            elif waiting.get("reason") in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName"):
+                found.setdefault("ImagePullFailed", f"pod {name} cannot pull {container.get('image', '')}")
+            elif (
+                container["name"] == SERVER_CONTAINER
+                and "running" in (container.get("state") or {})
+                and container.get("started") is False
+            ):
+                loading += 1
+    for reason in FAILURE_REASONS:
+        if reason in found:
+            return Verdict("True", reason, found[reason])
+    if loading:
+        return Verdict("True", "ModelLoading", f"{loading} of {len(live)} pods are loading the model")
+    return None
+
+
+def desired_status(
+    *,
+    generation: int,
+    current: dict[str, Any],
+    model_resolved: Verdict,
+    model: dict[str, Any] | None,
+    deployment: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    desired_replicas: int,
+    selector: str,
+    endpoint: str,
+    now: str | None = None,
+) -> dict[str, Any]:
+    conditions = list(current.get("conditions") or [])
+    dep_status = (deployment or {}).get("status") or {}
+    ready = int(dep_status.get("readyReplicas") or 0)
+    if deployment is not None and (deployment.get("spec") or {}).get("replicas") is not None:
+        desired_replicas = int(deployment["spec"]["replicas"])  # the HPA's choice when it has one
+    rolled_out = (
+        deployment is not None
+        and int(dep_status.get("observedGeneration") or 0)
+        >= int(deployment["metadata"].get("generation") or 0)
+        and int(dep_status.get("updatedReplicas") or 0) == desired_replicas
+        and int(dep_status.get("replicas") or 0) == desired_replicas
+        and ready == desired_replicas
+    )
+    problem = pod_problem(pods)
+
+    def put(type_: str, verdict: Verdict) -> None:
+        nonlocal conditions
+        conditions = set_condition(
+            conditions, type_, verdict.status, verdict.reason, verdict.message, generation, now
+        )
+
+    put("ModelResolved", model_resolved)
+    if deployment is None:
+        waiting = model_resolved if model_resolved.status != "True" else Verdict("False", "Creating", "")
+        reason = waiting.reason if waiting.status != "True" else "Creating"
+        put("Ready", Verdict("False", reason, waiting.message or "the Deployment does not exist yet"))
+        put("Progressing", Verdict("True", reason, "waiting for the model before creating the Deployment"))
+    else:
+        if desired_replicas == 0:
+            put("Ready", Verdict("False", "ScaledToZero", "replicas is 0"))
+        elif ready >= desired_replicas:
+            put(
+                "Ready",
+                Verdict("True", "Available", f"{ready}/{desired_replicas} replicas ready at {endpoint}"),
+            )
+        else:
+            verdict = problem or Verdict("True", "Pending", "")
+            message = verdict.message or "replicas are starting"
+            put(
+                "Ready",
+                Verdict("False", verdict.reason, f"{ready}/{desired_replicas} replicas ready; {message}"),
+            )
+        if rolled_out:
+            put("Progressing", Verdict("False", "RolloutComplete", f"{desired_replicas} replicas up to date"))
+        else:
+            reason = problem.reason if problem is not None else "RollingOut"
+            updated = int(dep_status.get("updatedReplicas") or 0)
+            put("Progressing", Verdict("True", reason, f"{updated}/{desired_replicas} replicas updated"))
+    if problem is not None and problem.reason in FAILURE_REASONS:
+        put("Degraded", problem)
+    elif model_resolved.status == "False" and deployment is not None:
+        put(
+            "Degraded",
+            Verdict(
+                "True", model_resolved.reason, f"serving the last resolved model; {model_resolved.message}"
+            ),
+        )
+    else:
+        put("Degraded", Verdict("False", "AsExpected", ""))
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "conditions": conditions,
+        "replicas": int(dep_status.get("replicas") or 0),
+        "readyReplicas": ready,
+        "selector": selector,
+        "endpoint": endpoint,
+    }
+    if model is not None:
+        status["model"] = model
+    return status
