@@ -6,12 +6,13 @@ A test that cannot get its cluster fails: `tools/cluster.sh up` raising is an er
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,8 +90,7 @@ def cluster() -> Cluster:
 
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    digest = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]
-    name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-[]')}-{digest}"
+    name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-[]')}-{uuid.uuid4().hex[:6]}"
     name = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in name)
     cluster.kubectl("create", "namespace", name)
     wait_for(
@@ -110,7 +110,8 @@ class OperatorProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "KUBECONFIG": str(KUBECONFIG)}
+        # A short resync so registry polling and retries show within a test's patience.
+        env = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "LLMOPS_RESYNC_SECONDS": "2"}
         self.log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
@@ -140,6 +141,52 @@ class OperatorProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class MLflowServer:
+    """A real MLflow tracking server (sqlite backend) on 127.0.0.1, started by tools/mlflow.sh."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        subprocess.run(
+            [str(ROOT / "tools" / "mlflow.sh"), "start", str(self.directory), str(self.port)], check=True
+        )
+
+    def stop(self) -> None:
+        subprocess.run([str(ROOT / "tools" / "mlflow.sh"), "stop", str(self.directory)], check=True)
+
+    def client(self) -> Any:
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def register(self, name: str, source: str, alias: str | None = None) -> str:
+        """Register a new version of ``name`` stored at ``source``; returns its version."""
+        client = self.client()
+        if not client.search_registered_models(filter_string=f"name = '{name}'"):
+            client.create_registered_model(name)
+        version = str(client.create_model_version(name, source).version)
+        if alias is not None:
+            client.set_registered_model_alias(name, alias, version)
+        return version
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLflowServer]:
+    server = MLflowServer(tmp_path_factory.mktemp("mlflow"))
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

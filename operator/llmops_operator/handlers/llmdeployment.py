@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any, cast
+from typing import Any
 
 import kopf
 from pydantic import ValidationError
@@ -28,11 +28,6 @@ from .observe import validation_message
 PRUNABLE_KINDS = ("PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor")
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 MANAGED = {"app.kubernetes.io/managed-by": FIELD_MANAGER}
-
-
-def as_body(body: dict[str, Any]) -> kopf.Body:
-    """kopf's event posting reads only the object's identity; any mapping with metadata will do."""
-    return cast(kopf.Body, body)
 
 
 class RetryLater(Exception):
@@ -125,7 +120,7 @@ class LLMDeploymentController:
                 self.kube.delete(kind, owner.namespace, owner.name)
                 applied.append(f"{kind}/{owner.name} (deleted)")
         if applied:  # only real changes get here, so each is worth an Event
-            kopf.info(as_body(body), reason="Applied", message=", ".join(applied))
+            self.kube.post_event(body, "Normal", "Applied", ", ".join(applied))
         return monitor
 
     # -- the whole reconcile ----------------------------------------------------------------------
@@ -200,7 +195,7 @@ class LLMDeploymentController:
         if self._announced.get(key) == reason + message:
             return
         self._announced[key] = reason + message
-        (kopf.warn if warning else kopf.info)(as_body(body), reason=reason, message=message)
+        self.kube.post_event(body, "Warning" if warning else "Normal", reason, message)
 
     def _announce_model(
         self, body: dict[str, Any], status: dict[str, Any], verdict: Verdict, model: dict[str, Any] | None

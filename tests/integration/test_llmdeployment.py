@@ -1,0 +1,275 @@
+"""LLMDeployment end to end: the operator process, the local GPU cluster and a real MLflow server."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import Cluster, MLflowServer, OperatorProcess, wait_for
+
+
+def llmd(name: str, uri: str, **spec: Any) -> dict[str, Any]:
+    model = {"uri": uri, **spec.pop("model", {})}
+    return {
+        "apiVersion": "llmops.dev/v1alpha1",
+        "kind": "LLMDeployment",
+        "metadata": {"name": name},
+        "spec": {"model": model, **spec},
+    }
+
+
+def condition(cluster: Cluster, namespace: str, name: str, type_: str) -> dict[str, Any]:
+    status = cluster.get("llmdeployment", name, "-n", namespace).get("status") or {}
+    return next((c for c in status.get("conditions") or [] if c["type"] == type_), {})
+
+
+def wait_condition(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    type_: str,
+    status: str,
+    reason: str | None = None,
+    timeout: float = 60,
+) -> dict[str, Any]:
+    def matches() -> dict[str, Any] | None:
+        found = condition(cluster, namespace, name, type_)
+        ok = found.get("status") == status and (reason is None or found.get("reason") == reason)
+        return found if ok else None
+
+    result: dict[str, Any] = wait_for(
+        matches, timeout=timeout, what=f"{type_}={status} {reason or ''} on {name}"
+    )
+    return result
+
+
+def server_container(deployment: dict[str, Any]) -> dict[str, Any]:
+    container: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def test_gpu_deployment_becomes_ready_on_the_right_gpu_nodes(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    cluster.apply(
+        llmd(
+            "llama",
+            "hf://meta-llama/Llama-3.1-8B-Instruct",
+            engine={"tensorParallelSize": 2, "maxModelLen": 8192},
+            resources={"gpuProduct": "NVIDIA-H100-80GB-HBM3"},
+            replicas=2,
+        ),
+        namespace,
+    )
+    ready = wait_condition(cluster, namespace, "llama", "Ready", "True", "Available", timeout=90)
+    assert "2/2 replicas ready" in ready["message"]
+    deployment = cluster.get("deployment", "llama", "-n", namespace)
+    container = server_container(deployment)
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert "--tensor-parallel-size=2" in container["args"]
+    assert container["startupProbe"]["httpGet"]["path"] == "/health"
+    fields = cluster.get("deployment", "llama", "-n", namespace, "--show-managed-fields")["metadata"]["managedFields"]
+    managers = {(entry["manager"], entry["operation"]) for entry in fields}
+    assert ("llmops-operator", "Apply") in managers
+    pods = cluster.get("pods", "-n", namespace, "-l", "llmops.dev/llmdeployment=llama")["items"]
+    nodes = {n["metadata"]["name"]: n for n in cluster.get("nodes")["items"]}
+    assert len(pods) == 2
+    for pod in pods:
+        labels = nodes[pod["spec"]["nodeName"]]["metadata"]["labels"]
+        assert labels["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+    status = cluster.get("llmdeployment", "llama", "-n", namespace)["status"]
+    assert status["readyReplicas"] == 2
+    assert status["endpoint"] == f"http://llama.{namespace}.svc.cluster.local:8000/v1"
+    service = cluster.get("service", "llama", "-n", namespace)
+    assert service["spec"]["ports"][0]["name"] == "http" and service["spec"]["ports"][0]["port"] == 8000
+    assert cluster.get("pdb", "llama", "-n", namespace)["spec"]["maxUnavailable"] == 1
+    table = cluster.kubectl("get", "llmd", "llama", "-n", namespace).stdout
+    assert "Available" in table and "True" in table
+
+
+def test_more_gpus_than_any_node_has_is_insufficient_gpu(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    cluster.apply(llmd("huge", "hf://org/huge", resources={"gpus": 16}), namespace)
+    ready = wait_condition(cluster, namespace, "huge", "Ready", "False", "InsufficientGPU", timeout=30)
+    assert "nvidia.com/gpu" in ready["message"]
+    assert condition(cluster, namespace, "huge", "Degraded")["reason"] == "InsufficientGPU"
+    events = cluster.get("events", "-n", namespace, "--field-selector", "involvedObject.name=huge")["items"]
+    assert any(e["reason"] == "InsufficientGPU" and e["type"] == "Warning" for e in events)
+
+
+def test_hand_edit_of_the_deployment_is_put_back(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    cluster.apply(llmd("edited", "hf://org/model"), namespace)
+    wait_condition(cluster, namespace, "edited", "Ready", "True")
+    original = server_container(cluster.get("deployment", "edited", "-n", namespace))["image"]
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "vllm", "image": "evil/image:latest"}]}}}}
+    cluster.kubectl(
+        "patch", "deployment", "edited", "-n", namespace, "--type=strategic", "-p", json.dumps(patch)
+    )
+    wait_for(
+        lambda: server_container(cluster.get("deployment", "edited", "-n", namespace))["image"] == original,
+        timeout=30,
+        what="the image to be put back",
+    )
+
+
+def test_kubectl_scale_reaches_the_deployment(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    cluster.apply(llmd("scaled", "hf://org/model"), namespace)
+    wait_condition(cluster, namespace, "scaled", "Ready", "True")
+    cluster.kubectl("scale", "llmdeployment/scaled", "--replicas=3", "-n", namespace)
+    wait_for(
+        lambda: cluster.get("deployment", "scaled", "-n", namespace)["spec"]["replicas"] == 3,
+        what="the Deployment to have 3 replicas",
+    )
+    ready = wait_condition(cluster, namespace, "scaled", "Ready", "True", timeout=60)
+    assert "3/3" in ready["message"]
+    assert cluster.get("llmdeployment", "scaled", "-n", namespace)["status"]["replicas"] == 3
+
+
+def test_mlflow_alias_resolves_and_moving_it_rolls_the_deployment(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, mlflow_server: MLflowServer
+) -> None:
+    model = f"llama-{uuid.uuid4().hex[:6]}"
+    first = mlflow_server.register(model, f"s3://models/{model}/v1", alias="champion")
+    cluster.apply(
+        llmd(
+            "registry",
+            f"models:/{model}@champion",
+            model={"followAlias": True, "aliasPollInterval": "1s", "trackingUri": mlflow_server.uri},
+        ),
+        namespace,
+    )
+    wait_condition(cluster, namespace, "registry", "ModelResolved", "True", "Resolved")
+    status = cluster.get("llmdeployment", "registry", "-n", namespace)["status"]
+    assert status["model"]["version"] == first
+    assert status["model"]["source"] == f"s3://models/{model}/v1"
+    deployment = cluster.get("deployment", "registry", "-n", namespace)
+    assert server_container(deployment)["args"][0] == f"s3://models/{model}/v1"
+    assert deployment["metadata"]["labels"]["llmops.dev/model-version"] == first
+
+    second = mlflow_server.register(model, f"s3://models/{model}/v2", alias="champion")
+    wait_for(
+        lambda: (
+            server_container(cluster.get("deployment", "registry", "-n", namespace))["args"][0]
+            == f"s3://models/{model}/v2"
+        ),
+        timeout=30,
+        what="the Deployment to point at version 2",
+    )
+    assert cluster.get("llmdeployment", "registry", "-n", namespace)["status"]["model"]["version"] == second
+    events = cluster.get("events", "-n", namespace, "--field-selector", "involvedObject.name=registry")[
+        "items"
+    ]
+    assert any(e["reason"] == "ModelVersionChanged" for e in events)
+
+
+def test_unknown_model_gives_model_not_found_and_no_deployment(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, mlflow_server: MLflowServer
+) -> None:
+    cluster.apply(
+        llmd("ghost", "models:/no-such-model@champion", model={"trackingUri": mlflow_server.uri}), namespace
+    )
+    found = wait_condition(cluster, namespace, "ghost", "ModelResolved", "False", "ModelNotFound")
+    assert "no-such-model" in found["message"]
+    assert condition(cluster, namespace, "ghost", "Ready")["reason"] == "ModelNotFound"
+    assert cluster.kubectl("get", "deployment", "ghost", "-n", namespace, check=False).returncode != 0
+    assert operator.process is not None and operator.process.poll() is None
+
+
+def test_registry_outage_pauses_with_a_condition_and_leaves_the_deployment_alone(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    registry = MLflowServer(tmp_path / "mlflow")
+    registry.start()
+    try:
+        registry.register("outage", "s3://models/outage/v1", alias="champion")
+        cluster.apply(
+            llmd(
+                "outage",
+                "models:/outage@champion",
+                model={"followAlias": True, "aliasPollInterval": "1s", "trackingUri": registry.uri},
+            ),
+            namespace,
+        )
+        wait_condition(cluster, namespace, "outage", "Ready", "True", timeout=60)
+        before = cluster.get("deployment", "outage", "-n", namespace)["metadata"]
+        registry.stop()
+        down = wait_condition(
+            cluster, namespace, "outage", "ModelResolved", "False", "RegistryUnavailable", timeout=30
+        )
+        assert registry.uri in down["message"]
+        assert condition(cluster, namespace, "outage", "Ready")["status"] == "True"  # still serving
+        after = cluster.get("deployment", "outage", "-n", namespace)["metadata"]
+        assert (after["generation"], after["labels"]) == (before["generation"], before["labels"])
+        registry.start()
+        wait_condition(cluster, namespace, "outage", "ModelResolved", "True", "Resolved", timeout=60)
+    finally:
+        registry.stop()
+
+
+def test_no_op_resync_writes_nothing(cluster: Cluster, namespace: str, operator: OperatorProcess) -> None:
+    cluster.apply(llmd("quiet", "hf://org/model", replicas=2), namespace)
+    wait_condition(cluster, namespace, "quiet", "Ready", "True", timeout=60)
+    wait_condition(cluster, namespace, "quiet", "Progressing", "False", "RolloutComplete")
+
+    def versions() -> dict[str, str]:
+        objects = cluster.get("llmdeployment,deployment,service,pdb", "-n", namespace)["items"]
+        return {f"{o['kind']}/{o['metadata']['name']}": o["metadata"]["resourceVersion"] for o in objects}
+
+    before = versions()
+    operator.stop()
+    operator.start()  # resume, then resync timers (every 2 s in tests) all run with nothing to change
+    wait_for(lambda: "Resuming is processed" in operator.logs(), timeout=30, what="resume")
+    wait_for(lambda: operator.logs().count("Timer 'resync' succeeded") >= 2, timeout=30, what="two resyncs")
+    assert versions() == before
+
+
+@pytest.mark.parametrize("retain", [True, False])
+def test_delete_collects_children_and_honours_cache_retention(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, retain: bool
+) -> None:
+    cluster.apply(
+        llmd("cached", "hf://org/model", cache={"size": "100Gi", "retainOnDelete": retain}), namespace
+    )
+    wait_condition(cluster, namespace, "cached", "Ready", "True", timeout=60)
+    assert cluster.get("pvc", "cached-model-cache", "-n", namespace)["status"]["phase"] == "Bound"
+    cluster.kubectl("delete", "llmdeployment", "cached", "-n", namespace)
+    wait_for(
+        lambda: (
+            not cluster.get(
+                "deployment,service,pods", "-n", namespace, "-l", "llmops.dev/llmdeployment=cached"
+            )["items"]
+        ),
+        timeout=60,
+        what="children to be garbage-collected",
+    )
+
+    def claim_present() -> bool:
+        result = cluster.kubectl(
+            "get", "pvc", "cached-model-cache", "-n", namespace, "-o", "json", check=False
+        )
+        return result.returncode == 0 and not json.loads(result.stdout)["metadata"].get("deletionTimestamp")
+
+    if retain:
+        assert claim_present()
+    else:
+        wait_for(lambda: not claim_present(), timeout=60, what="the cache claim to go")
+
+
+def test_service_monitor_without_its_crd_is_a_condition_not_a_failure(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    cluster.apply(
+        llmd("monitored", "hf://org/model", monitoring={"serviceMonitor": {"enabled": True}}), namespace
+    )
+    found = wait_condition(cluster, namespace, "monitored", "ServiceMonitorReady", "False", "CRDNotInstalled")
+    assert "servicemonitors.monitoring.coreos.com" in found["message"]
+    wait_condition(cluster, namespace, "monitored", "Ready", "True")
