@@ -7,6 +7,8 @@ include tools/versions.env
 KUBECTL := .tools/kubernetes-$(KUBERNETES_VERSION)/kubectl
 KUBECONFIG_FILE := .cluster/kubeconfig
 DEMO_NAMESPACE ?= llmops-demo
+MLFLOW_PORT ?= 35000
+export LLMOPS_MLFLOW_TRACKING_URI ?= http://127.0.0.1:$(MLFLOW_PORT)
 
 .PHONY: help venv tools cluster cluster-down crds crds-check lint test test-unit test-integration run operator stop
 
@@ -27,7 +29,7 @@ tools: ## build and cache kube-apiserver, kube-controller-manager, kube-schedule
 cluster: ## start the local control plane (no-op when up); kubeconfig in .cluster/kubeconfig
 	tools/cluster.sh up
 
-cluster-down: ## stop every process of the local control plane
+cluster-down: stop ## stop the operator, MLflow and every process of the local control plane
 	tools/cluster.sh down
 
 crds: venv ## regenerate crds/ from the pydantic models
@@ -50,7 +52,9 @@ test-integration: venv cluster
 test: venv lint crds-check cluster ## lint, unit tests, and integration tests on the local control plane
 	$(VENV)/bin/pytest tests
 
-run: venv cluster ## the local control plane, the CRDs, the operator and the samples
+run: venv cluster ## the local control plane, MLflow, the CRDs, the operator and the samples
+	tools/mlflow.sh start .cluster/mlflow $(MLFLOW_PORT)
+	$(PY) tools/seed_registry.py $(LLMOPS_MLFLOW_TRACKING_URI)
 	$(KUBECTL) --kubeconfig $(KUBECONFIG_FILE) apply --server-side -f crds/
 	$(KUBECTL) --kubeconfig $(KUBECONFIG_FILE) wait --for=condition=Established crd -l app.kubernetes.io/name=llmops-operator
 	tools/operator.sh start
@@ -62,10 +66,11 @@ run: venv cluster ## the local control plane, the CRDs, the operator and the sam
 	@echo "  export KUBECONFIG=$$PWD/$(KUBECONFIG_FILE)"
 	@echo "  $(KUBECTL) get llmops -n $(DEMO_NAMESPACE) -o wide"
 	@echo "  $(KUBECTL) get llmdeployments,canaryrollouts,driftmonitors -n $(DEMO_NAMESPACE) --watch"
-	@echo "Stop it with: make stop cluster-down"
+	@echo "MLflow: $(LLMOPS_MLFLOW_TRACKING_URI)   Stop everything: make cluster-down"
 
 operator: venv ## run the operator in the foreground against .cluster/kubeconfig
 	KUBECONFIG=$(KUBECONFIG_FILE) $(VENV)/bin/llmops-operator --log-format plain
 
-stop: ## stop the operator started by make run
+stop: ## stop the operator and MLflow started by make run
 	tools/operator.sh stop
+	tools/mlflow.sh stop .cluster/mlflow

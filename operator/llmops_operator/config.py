@@ -14,7 +14,7 @@ class Settings(BaseSettings):
     namespaces: list[str] = Field(
         default_factory=list, description="Namespaces to watch; empty means the whole cluster."
     )
-    health_port: int = Field(default=8080, ge=0, le=65535, description="0 picks a free port.")
+    health_port: int = Field(default=8080, ge=1, le=65535)
     health_host: str = "0.0.0.0"
     log_format: Literal["json", "plain"] = "json"
     verbose: bool = False

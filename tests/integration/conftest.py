@@ -108,6 +108,7 @@ class OperatorProcess:
         self.namespace = namespace
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        self.health_port = free_port()
 
     def start(self) -> None:
         # A short resync so registry polling and retries show within a test's patience.
@@ -123,7 +124,7 @@ class OperatorProcess:
                 "--log-format",
                 "plain",
                 "--health-port",
-                "0",
+                str(self.health_port),
             ],
             env=env,
             stdout=self.log,

@@ -52,7 +52,7 @@ def test_gpu_and_cpu_nodes_are_ready(cluster: Cluster) -> None:
 
 
 def test_gpu_deployment_pods_run_ready_on_gpu_nodes(cluster: Cluster, namespace: str) -> None:
-    cluster.apply(deployment("gpu-app", gpus=4, replicas=2), namespace)
+    cluster.apply(deployment("gpu-app", gpus=1, replicas=2), namespace)
     cluster.kubectl("rollout", "status", "deployment/gpu-app", "-n", namespace, "--timeout=90s")
     pods = cluster.get("pods", "-n", namespace, "-l", "app=gpu-app")["items"]
     assert len(pods) == 2

@@ -72,7 +72,9 @@ def test_gpu_deployment_becomes_ready_on_the_right_gpu_nodes(
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
     assert "--tensor-parallel-size=2" in container["args"]
     assert container["startupProbe"]["httpGet"]["path"] == "/health"
-    fields = cluster.get("deployment", "llama", "-n", namespace, "--show-managed-fields")["metadata"]["managedFields"]
+    fields = cluster.get("deployment", "llama", "-n", namespace, "--show-managed-fields")["metadata"][
+        "managedFields"
+    ]
     managers = {(entry["manager"], entry["operation"]) for entry in fields}
     assert ("llmops-operator", "Apply") in managers
     pods = cluster.get("pods", "-n", namespace, "-l", "llmops.dev/llmdeployment=llama")["items"]

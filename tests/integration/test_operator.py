@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 from typing import Any
 
 import yaml
@@ -100,3 +101,16 @@ def test_object_in_another_namespace_is_left_alone(
         assert "status" not in cluster.get("canaryrollout", "llama-8b-v7", "-n", other)
     finally:
         cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)
+
+
+def test_liveness_endpoint_answers(cluster: Cluster, namespace: str, operator: OperatorProcess) -> None:
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{operator.health_port}/healthz", timeout=2
+            ) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    wait_for(healthy, timeout=30, what="/healthz to answer")

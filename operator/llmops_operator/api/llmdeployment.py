@@ -197,9 +197,9 @@ class LLMDeployment(Resource):
         ],
         schema_rules=[
             {
-                "rule": "!has(self.resources.gpus) || self.resources.gpus >= "
+                "rule": "!has(self.resources.gpus) || self.resources.gpus == 0 || self.resources.gpus >= "
                 "self.engine.tensorParallelSize * self.engine.pipelineParallelSize",
-                "message": "resources.gpus must be at least engine.tensorParallelSize x "
+                "message": "resources.gpus must be 0 (CPU serving) or at least engine.tensorParallelSize x "
                 "engine.pipelineParallelSize",
                 "fieldPath": ".resources.gpus",
             },

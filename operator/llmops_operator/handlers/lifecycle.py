@@ -24,4 +24,6 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # kopf posts an Event per handler run; humans need only warnings from it (ours are explicit).
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
+    # Handlers are synchronous (the Kubernetes and MLflow clients are); give them room.
+    settings.execution.max_workers = 16
     settings.networking.request_timeout = 60

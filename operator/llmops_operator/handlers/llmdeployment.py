@@ -28,6 +28,7 @@ from .observe import validation_message
 PRUNABLE_KINDS = ("PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor")
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 MANAGED = {"app.kubernetes.io/managed-by": FIELD_MANAGER}
+CRD_CHECK_SECONDS = 60.0
 
 
 class RetryLater(Exception):
@@ -40,6 +41,8 @@ class LLMDeploymentController:
         self.kube = kube
         self._last_resolution: dict[str, float] = {}  # uid -> monotonic time of the last registry answer
         self._announced: dict[tuple[str, str], str] = {}  # (uid, topic) -> what the last Event said
+        self._crd_installed = False
+        self._crd_checked_at = -CRD_CHECK_SECONDS
 
     # -- model resolution -------------------------------------------------------------------------
 
@@ -83,10 +86,28 @@ class LLMDeploymentController:
 
     # -- children ---------------------------------------------------------------------------------
 
+    def _service_monitor_crd_installed(self) -> bool:
+        now = time.monotonic()
+        if now - self._crd_checked_at > CRD_CHECK_SECONDS:
+            self._crd_installed = self.kube.crd_exists(SERVICE_MONITOR_CRD)
+            self._crd_checked_at = now
+        return self._crd_installed
+
     def _apply_children(
-        self, spec: LLMDeploymentSpec, owner: rendering.Owner, model: dict[str, Any], body: dict[str, Any]
-    ) -> Verdict | None:
-        """Apply what differs from the live objects; returns the ServiceMonitor verdict when asked for one."""
+        self,
+        spec: LLMDeploymentSpec,
+        owner: rendering.Owner,
+        model: dict[str, Any],
+        body: dict[str, Any],
+        deployment: dict[str, Any] | None,
+        full: bool,
+    ) -> tuple[Verdict | None, dict[str, Any] | None]:
+        """Apply what differs from the live objects.
+
+        ``full`` checks every child (reading those no index holds) and removes children the spec no
+        longer asks for; otherwise only the Deployment is compared, with the copy the index holds.
+        Returns the ServiceMonitor verdict (when one is asked for) and the Deployment as it now is.
+        """
         tracking_uri = spec.model.tracking_uri or self.settings.mlflow_tracking_uri
         children = rendering.render(
             spec, ResolvedModel.model_validate(model), owner, self.settings.model_fetcher_image, tracking_uri
@@ -95,21 +116,31 @@ class LLMDeploymentController:
         applied = []
         for child in children:
             kind, name = child["kind"], child["metadata"]["name"]
-            if kind == "ServiceMonitor" and not self.kube.crd_exists(SERVICE_MONITOR_CRD):
-                monitor = Verdict(
-                    "False", "CRDNotInstalled", f"{SERVICE_MONITOR_CRD} is not installed; no ServiceMonitor"
-                )
+            if kind != "Deployment" and not full:
                 continue
-            live = self.kube.get(kind, owner.namespace, name)
-            if live is None or not contains(live, child):
-                self.kube.apply(child)
-                applied.append(f"{kind}/{name}" + (" (created)" if live is None else ""))
             if kind == "ServiceMonitor":
+                if not self._service_monitor_crd_installed():
+                    message = f"{SERVICE_MONITOR_CRD} is not installed; no ServiceMonitor"
+                    monitor = Verdict("False", "CRDNotInstalled", message)
+                    continue
                 monitor = Verdict("True", "Created", f"ServiceMonitor {name} scrapes /metrics")
-        rendered_kinds = {child["kind"] for child in children}
+            live = deployment if kind == "Deployment" else self.kube.get(kind, owner.namespace, name)
+            if live is None or not contains(live, child):
+                result = self.kube.apply(child)
+                applied.append(f"{kind}/{name}" + (" (created)" if live is None else ""))
+                if kind == "Deployment":
+                    deployment = result
+        if full:
+            applied.extend(self._prune(owner, {child["kind"] for child in children}))
+        if applied:  # only real changes get here, so each is worth an Event
+            self.kube.post_event(body, "Normal", "Applied", ", ".join(applied))
+        return monitor, deployment
+
+    def _prune(self, owner: rendering.Owner, rendered_kinds: set[str]) -> list[str]:
+        removed = []
         for kind in PRUNABLE_KINDS:
             if kind in rendered_kinds or (
-                kind == "ServiceMonitor" and not self.kube.crd_exists(SERVICE_MONITOR_CRD)
+                kind == "ServiceMonitor" and not self._service_monitor_crd_installed()
             ):
                 continue
             live = self.kube.get(kind, owner.namespace, owner.name)
@@ -118,14 +149,21 @@ class LLMDeploymentController:
                 and (live["metadata"].get("labels") or {}).get(rendering.OWNER_LABEL) == owner.name
             ):
                 self.kube.delete(kind, owner.namespace, owner.name)
-                applied.append(f"{kind}/{owner.name} (deleted)")
-        if applied:  # only real changes get here, so each is worth an Event
-            self.kube.post_event(body, "Normal", "Applied", ", ".join(applied))
-        return monitor
+                removed.append(f"{kind}/{owner.name} (deleted)")
+        return removed
 
     # -- the whole reconcile ----------------------------------------------------------------------
 
-    def reconcile(self, body: dict[str, Any], ask_registry: bool) -> None:
+    def reconcile(
+        self,
+        body: dict[str, Any],
+        *,
+        ask_registry: bool,
+        full: bool,
+        deployment: dict[str, Any] | None,
+        pods: list[dict[str, Any]],
+    ) -> None:
+        """One pass over an LLMDeployment; ``deployment`` and ``pods`` come from the watch indexes."""
         meta = body["metadata"]
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
         generation = int(meta.get("generation") or 0)
@@ -133,13 +171,9 @@ class LLMDeploymentController:
         try:
             spec = LLMDeploymentSpec.model_validate(body.get("spec") or {})
         except ValidationError as error:
+            message = validation_message(error)
             conditions = set_condition(
-                status.get("conditions") or [],
-                "Ready",
-                "False",
-                "InvalidSpec",
-                validation_message(error),
-                generation,
+                status.get("conditions") or [], "Ready", "False", "InvalidSpec", message, generation
             )
             self._write_status(
                 namespace, name, status, {"observedGeneration": generation, "conditions": conditions}
@@ -148,17 +182,17 @@ class LLMDeploymentController:
         owner = rendering.Owner(name=name, namespace=namespace, uid=uid)
         verdict, model = self._resolution(spec, uid, status, ask_registry)
         self._announce_model(body, status, verdict, model)
-        monitor = self._apply_children(spec, owner, model, body) if model is not None else None
-        deployment = self.kube.get("Deployment", namespace, name)
+        monitor = None
+        if model is not None:
+            monitor, deployment = self._apply_children(spec, owner, model, body, deployment, full)
         selector = ",".join(f"{k}={v}" for k, v in rendering.selector_labels(owner).items())
-        pods = self.kube.list("Pod", namespace, selector) if deployment is not None else []
         desired = desired_status(
             generation=generation,
             current=status,
             model_resolved=verdict,
             model=model,
             deployment=deployment,
-            pods=pods,
+            pods=pods if deployment is not None else [],
             desired_replicas=spec.replicas,
             selector=selector,
             endpoint=rendering.endpoint_url(owner),
@@ -219,12 +253,48 @@ class LLMDeploymentController:
             self._announce(body, "ready", True, ready["reason"], ready.get("message", ""))
 
 
+def _first(store: Any) -> dict[str, Any] | None:
+    return next(iter(store), None) if store is not None else None
+
+
 def register(settings: Settings) -> None:
+    """Handlers and the in-memory indexes they read, so child events cost no API reads."""
     controller = LLMDeploymentController(settings, Kube())
 
-    def reconcile(body: kopf.Body, retry: int, **_: Any) -> None:
+    @kopf.index(GROUP, VERSION, "llmdeployments", id="llmdeployment_index")
+    def llmdeployment_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+        return {(namespace, name): dict(body)}
+
+    @kopf.index("apps", "v1", "deployments", labels=MANAGED, id="deployment_index")
+    def deployment_index(
+        namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+    ) -> dict[Any, Any] | None:
+        owner = labels.get(rendering.OWNER_LABEL)
+        return {(namespace, owner): dict(body)} if owner else None
+
+    @kopf.index("v1", "pods", labels=MANAGED, id="pod_index")
+    def pod_index(
+        namespace: str | None, labels: kopf.Labels, meta: kopf.Meta, status: kopf.Status, **_: Any
+    ) -> dict[Any, Any] | None:
+        owner = labels.get(rendering.OWNER_LABEL)
+        if not owner:
+            return None
+        summary = {"name": meta["name"], "deletionTimestamp": meta.get("deletionTimestamp")}
+        return {(namespace, owner): {"metadata": summary, "status": dict(status)}}
+
+    def run(body: dict[str, Any], ask_registry: bool, full: bool, indexes: dict[str, Any]) -> None:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        controller.reconcile(
+            body,
+            ask_registry=ask_registry,
+            full=full,
+            deployment=_first(indexes["deployment_index"].get(key)),
+            pods=list(indexes["pod_index"].get(key, [])),
+        )
+
+    def reconcile(body: kopf.Body, retry: int, **kwargs: Any) -> None:
         try:
-            controller.reconcile(dict(body), ask_registry=True)
+            run(dict(body), ask_registry=True, full=True, indexes=kwargs)
         except RetryLater as error:
             raise kopf.TemporaryError(str(error), delay=min(300, 5 * 2**retry)) from error
 
@@ -240,21 +310,19 @@ def register(settings: Settings) -> None:
         interval=settings.resync_seconds,
         initial_delay=settings.resync_seconds,
     )
-    def resync(body: kopf.Body, **_: Any) -> None:
+    def resync(body: kopf.Body, **kwargs: Any) -> None:
         with contextlib.suppress(RetryLater):  # already in status; the next tick asks again
-            controller.reconcile(dict(body), ask_registry=True)
+            run(dict(body), ask_registry=True, full=True, indexes=kwargs)
 
     @kopf.on.delete(GROUP, VERSION, "llmdeployments", id="forget", optional=True)
     def forget(uid: str, **_: Any) -> None:
         controller.forget(uid)  # children go by garbage collection through their owner references
 
-    def child_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+    def child_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
         owner = labels.get(rendering.OWNER_LABEL)
-        if not owner or not namespace:
-            return
-        body = controller.kube.get("LLMDeployment", namespace, owner)
+        body = _first(kwargs["llmdeployment_index"].get((namespace, owner))) if owner else None
         if body is not None and not body["metadata"].get("deletionTimestamp"):
-            controller.reconcile(body, ask_registry=False)
+            run(body, ask_registry=False, full=False, indexes=kwargs)
 
     kopf.on.event("apps", "v1", "deployments", labels=MANAGED, id="child-deployment")(child_changed)
-    kopf.on.event("", "v1", "pods", labels=MANAGED, id="child-pod")(child_changed)
+    kopf.on.event("v1", "pods", labels=MANAGED, id="child-pod")(child_changed)

@@ -1,0 +1,192 @@
+"""How the LLMDeployment controller scales on the local control plane.
+
+For each count N it creates N LLMDeployments in a fresh namespace and prints:
+- create-to-children: from the create call returning to the child Deployment existing (p50, p99);
+- time to Ready: until every object's Ready condition is True (pods need cluster capacity, so
+  objects beyond the fake nodes' pod capacity are created with replicas 0 and not counted);
+- API writes during a no-op resync: write requests the API server counted for our resources
+  while every object was resynced at least once with nothing to change;
+- the operator's peak resident memory.
+
+Usage: .venv/bin/python benchmarks/llmdeployment_scale.py [N ...]   (default: 1 100 1000)
+Needs `make cluster` and the CRDs applied (`make run` does both). Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config, watch
+
+ROOT = Path(__file__).resolve().parents[1]
+KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
+RESYNC_SECONDS = 20
+READY_LIMIT = 200  # pods beyond this would not fit the three fake nodes' pod capacity
+# The operator writes with apply and merge patches, and posts Events. Other writers on this cluster
+# (the controller manager's PUTs of Deployment status, the garbage collector's DELETEs while an
+# earlier run's namespace goes away) use other verbs, so they do not blur the count.
+OPERATOR_WRITES = {
+    ("PATCH", "llmdeployments"),
+    ("APPLY", "llmdeployments"),
+    ("PATCH", "deployments"),
+    ("APPLY", "deployments"),
+    ("PATCH", "services"),
+    ("APPLY", "services"),
+    ("PATCH", "poddisruptionbudgets"),
+    ("APPLY", "poddisruptionbudgets"),
+    ("POST", "events"),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def write_requests(api: client.ApiClient) -> float:
+    """Write requests of the kinds the operator makes, counted by the API server (/metrics)."""
+    request = api.param_serialize(method="GET", resource_path="/metrics", auth_settings=["BearerToken"])
+    text = api.call_api(*request).read().decode()
+    total = 0.0
+    pattern = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+    for line in text.splitlines():
+        match = pattern.match(line)
+        if not match:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+        if (labels.get("verb"), labels.get("resource")) in OPERATOR_WRITES:
+            total += float(match["value"])
+    return total
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run(count: int) -> None:
+    namespace = f"bench-{count}-{uuid.uuid4().hex[:5]}"
+    core, custom = client.CoreV1Api(), client.CustomObjectsApi()
+    core.create_namespace({"metadata": {"name": namespace}})
+    env = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "LLMOPS_RESYNC_SECONDS": str(RESYNC_SECONDS)}
+    log = open(ROOT / ".cluster" / f"bench-operator-{count}.log", "wb")  # noqa: SIM115
+    operator = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llmops_operator",
+            "-n",
+            namespace,
+            "--log-format",
+            "plain",
+            "--health-port",
+            str(free_port()),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    created: dict[str, float] = {}
+    children: dict[str, float] = {}
+    stop = threading.Event()
+
+    def watch_deployments() -> None:
+        stream = watch.Watch()
+        for event in stream.stream(
+            client.AppsV1Api().list_namespaced_deployment, namespace, timeout_seconds=3600
+        ):
+            name = event["object"].metadata.name
+            children.setdefault(name, time.monotonic())
+            if stop.is_set():
+                stream.stop()
+
+    watcher = threading.Thread(target=watch_deployments, daemon=True)
+    watcher.start()
+    try:
+        time.sleep(3)  # the operator's watch is up
+        started = time.monotonic()
+        for index in range(count):
+            name = f"model-{index:04d}"
+            replicas = 1 if index < READY_LIMIT else 0
+            body: dict[str, Any] = {
+                "apiVersion": "llmops.dev/v1alpha1",
+                "kind": "LLMDeployment",
+                "metadata": {"name": name},
+                "spec": {
+                    "model": {"uri": f"hf://org/{name}"},
+                    "resources": {"gpus": 0},
+                    "replicas": replicas,
+                },
+            }
+            custom.create_namespaced_custom_object(
+                "llmops.dev", "v1alpha1", namespace, "llmdeployments", body
+            )
+            created[name] = time.monotonic()
+        create_seconds = time.monotonic() - started
+        deadline = time.monotonic() + 600
+        while len(children) < count and time.monotonic() < deadline:
+            time.sleep(0.2)
+        latencies = [children[n] - created[n] for n in created if n in children]
+
+        def ready_count() -> int:
+            items = custom.list_namespaced_custom_object(
+                "llmops.dev", "v1alpha1", namespace, "llmdeployments"
+            )["items"]
+            return sum(
+                1
+                for item in items
+                if any(
+                    c["type"] == "Ready" and c["status"] == "True"
+                    for c in (item.get("status") or {}).get("conditions") or []
+                )
+            )
+
+        expected_ready = min(count, READY_LIMIT)
+        while ready_count() < expected_ready and time.monotonic() < deadline:
+            time.sleep(1)
+        all_ready = time.monotonic() - started
+        time.sleep(5)  # let the last status writes land
+        before = write_requests(client.ApiClient())
+        time.sleep(RESYNC_SECONDS * 2 + 5)  # every object resynced at least once
+        writes = write_requests(client.ApiClient()) - before
+        print(
+            f"N={count:5d}  create {create_seconds:6.1f}s  "
+            f"create-to-children p50 {statistics.median(latencies) * 1000:7.0f} ms  "
+            f"p99 {percentile(latencies, 0.99) * 1000:7.0f} ms  (children {len(latencies)}/{count})  "
+            f"all {expected_ready} Ready after {all_ready:6.1f}s  "
+            f"no-op resync writes {writes:.0f}  peak RSS {peak_rss_mib(operator.pid):6.1f} MiB",
+            flush=True,
+        )
+    finally:
+        stop.set()
+        operator.terminate()
+        operator.wait(timeout=60)
+        core.delete_namespace(namespace)
+
+
+def main() -> None:
+    config.load_kube_config(str(KUBECONFIG))
+    for count in [int(arg) for arg in sys.argv[1:]] or [1, 100, 1000]:
+        run(count)
+
+
+if __name__ == "__main__":
+    main()
