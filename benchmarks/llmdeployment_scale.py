@@ -31,7 +31,7 @@ from kubernetes import client, config, watch
 ROOT = Path(__file__).resolve().parents[1]
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 RESYNC_SECONDS = 20
-READY_LIMIT = 200  # pods beyond this would not fit the three fake nodes' pod capacity
+READY_LIMIT = 100  # pods without GPUs land on the one CPU node, which takes 110
 # The operator writes with apply and merge patches, and posts Events. Other writers on this cluster
 # (the controller manager's PUTs of Deployment status, the garbage collector's DELETEs while an
 # earlier run's namespace goes away) use other verbs, so they do not blur the count.

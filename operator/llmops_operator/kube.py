@@ -42,7 +42,7 @@ class Kube:
             path += f"/{sub}"
         return path
 
-    def _call(
+    def request(
         self,
         method: str,
         path: str,
@@ -66,14 +66,14 @@ class Kube:
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return dict(self._call("GET", self._path(kind, namespace, name)))
+            return dict(self.request("GET", self._path(kind, namespace, name)))
         except client.ApiException as error:
             if error.status == 404:
                 return None
             raise
 
     def list(self, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        result = self._call("GET", self._path(kind, namespace), query=[("labelSelector", label_selector)])
+        result = self.request("GET", self._path(kind, namespace), query=[("labelSelector", label_selector)])
         return list(result.get("items") or [])
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -82,12 +82,12 @@ class Kube:
         path = self._path(obj["kind"], meta["namespace"], meta["name"])
         query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
         return dict(
-            self._call("PATCH", path, query=query, body=obj, content_type="application/apply-patch+yaml")
+            self.request("PATCH", path, query=query, body=obj, content_type="application/apply-patch+yaml")
         )
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         try:
-            self._call(
+            self.request(
                 "DELETE", self._path(kind, namespace, name), query=[("propagationPolicy", "Background")]
             )
         except client.ApiException as error:
@@ -98,7 +98,7 @@ class Kube:
 
     def patch_status(self, kind: str, namespace: str, name: str, changes: dict[str, Any]) -> None:
         path = self._path(kind, namespace, name, "status")
-        self._call("PATCH", path, body={"status": changes}, content_type="application/merge-patch+json")
+        self.request("PATCH", path, body={"status": changes}, content_type="application/merge-patch+json")
 
     def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """A core/v1 Event about ``obj``, for ``kubectl describe`` and ``kubectl get events``."""
@@ -127,11 +127,12 @@ class Kube:
             "action": reason,
             "count": 1,
         }
-        self._call("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)
+        self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)
 
     def crd_exists(self, name: str) -> bool:
+        """Whether a CRD is installed; one the operator may not read counts as absent."""
         try:
-            self._call("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+            self.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
         except client.ApiException as error:
             if error.status in (403, 404):
                 return False

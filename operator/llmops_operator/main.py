@@ -34,21 +34,23 @@ def preflight() -> None:
     from kubernetes import client
     from urllib3.exceptions import HTTPError
 
+    from .kube import Kube
+
     load_kube_config()
+    kube = Kube()
     host = client.Configuration.get_default_copy().host
     try:
-        client.VersionApi().get_code(_request_timeout=10)
-    except (HTTPError, OSError) as error:
-        raise PreflightError(f"cannot reach the Kubernetes API server at {host}: {error}") from error
+        kube.request("GET", "/version")
     except client.ApiException as error:
         if error.status not in (401, 403):
             raise PreflightError(f"the Kubernetes API server at {host} answered {error.status}") from error
+    except (HTTPError, OSError, ValueError) as error:
+        raise PreflightError(f"cannot reach the Kubernetes API server at {host}: {error}") from error
     missing = []
-    extensions = client.ApiextensionsV1Api()
     for kind in KINDS:
         name = f"{kind.kind_info.plural}.{GROUP}"
         try:
-            extensions.read_custom_resource_definition(name, _request_timeout=10)
+            kube.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
         except client.ApiException as error:
             if error.status == 404:
                 missing.append(name)
@@ -71,6 +73,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--peering", help="kopf peering name, for several replicas with one acting")
     parser.add_argument("--prometheus-url")
     parser.add_argument("--mlflow-tracking-uri")
+    parser.add_argument("--model-fetcher-image", help="image with the mlflow CLI for registry artifacts")
+    parser.add_argument("--resync-seconds", type=int, help="period of the full re-check of every object")
     parser.add_argument("--version", action="version", version=f"llmops-operator {__version__}")
     given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
     try:

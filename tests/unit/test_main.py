@@ -1,8 +1,11 @@
 """The entrypoint's behaviour when the cluster is not usable, run as a user would run it."""
 
+import json
 import socket
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -57,3 +60,50 @@ def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.prometheus_url == "http://from-env:9090"
     assert settings.namespaces == ["a", "b"]
     assert Settings().namespaces == []
+
+
+class _ClusterWithoutCRDs(BaseHTTPRequestHandler):
+    """An HTTP endpoint that answers like an API server on which the CRDs were never installed."""
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/version"):
+            self._reply(200, {"major": "1", "minor": "35", "gitVersion": "v1.35.4"})
+        else:
+            self._reply(
+                404,
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "status": "Failure",
+                    "reason": "NotFound",
+                    "code": 404,
+                },
+            )
+
+    def _reply(self, code: int, body: dict[str, object]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_exits_naming_the_missing_crds(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ClusterWithoutCRDs)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        kubeconfig = KUBECONFIG.replace("https://", "http://") % server.server_address[1]
+        result = run_operator(tmp_path, kubeconfig)
+    finally:
+        server.shutdown()
+    assert result.returncode == 2
+    assert (
+        "CustomResourceDefinitions missing: llmdeployments.llmops.dev, canaryrollouts.llmops.dev"
+        in result.stderr
+    )
+    assert "kubectl apply -f crds/" in result.stderr
