@@ -203,8 +203,5 @@ class CanaryRollout(Resource):
         ],
     )
 
-    api_version: str = "llmops.dev/v1alpha1"
-    kind: str = "CanaryRollout"
-    metadata: dict[str, Any] = Field(default_factory=dict)
     spec: CanaryRolloutSpec
     status: CanaryRolloutStatus = Field(default_factory=CanaryRolloutStatus)

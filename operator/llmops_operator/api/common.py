@@ -141,6 +141,10 @@ class Resource(K8sModel):
 
     kind_info: ClassVar[KindInfo]
 
+    api_version: str = "llmops.dev/v1alpha1"
+    kind: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
 
 def age_column() -> dict[str, Any]:
     return {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}

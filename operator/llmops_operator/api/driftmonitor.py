@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -214,8 +214,5 @@ class DriftMonitor(Resource):
         ],
     )
 
-    api_version: str = "llmops.dev/v1alpha1"
-    kind: str = "DriftMonitor"
-    metadata: dict[str, Any] = Field(default_factory=dict)
     spec: DriftMonitorSpec
     status: DriftMonitorStatus = Field(default_factory=DriftMonitorStatus)

@@ -227,8 +227,5 @@ class LLMDeployment(Resource):
         ],
     )
 
-    api_version: str = "llmops.dev/v1alpha1"
-    kind: str = "LLMDeployment"
-    metadata: dict[str, Any] = Field(default_factory=dict)
     spec: LLMDeploymentSpec
     status: LLMDeploymentStatus = Field(default_factory=LLMDeploymentStatus)
