@@ -159,11 +159,27 @@ def run(count: int) -> None:
                 )
             )
 
+        def settled_count() -> int:
+            items = custom.list_namespaced_custom_object(
+                "llmops.dev", "v1alpha1", namespace, "llmdeployments"
+            )["items"]
+            return sum(
+                1
+                for item in items
+                if any(
+                    c["type"] == "Progressing" and c["reason"] == "RolloutComplete"
+                    for c in (item.get("status") or {}).get("conditions") or []
+                )
+            )
+
         expected_ready = min(count, READY_LIMIT)
         while ready_count() < expected_ready and time.monotonic() < deadline:
             time.sleep(1)
         all_ready = time.monotonic() - started
-        time.sleep(5)  # let the last status writes land
+        while settled_count() < count and time.monotonic() < deadline:
+            time.sleep(1)  # every object's rollout judged complete: the operator has caught up
+        settled = time.monotonic() - started
+        time.sleep(5)
         before = write_requests(client.ApiClient())
         time.sleep(RESYNC_SECONDS * 2 + 5)  # every object resynced at least once
         writes = write_requests(client.ApiClient()) - before
@@ -172,6 +188,7 @@ def run(count: int) -> None:
             f"create-to-children p50 {statistics.median(latencies) * 1000:7.0f} ms  "
             f"p99 {percentile(latencies, 0.99) * 1000:7.0f} ms  (children {len(latencies)}/{count})  "
             f"all {expected_ready} Ready after {all_ready:6.1f}s  "
+            f"all settled after {settled:6.1f}s  "
             f"no-op resync writes {writes:.0f}  peak RSS {peak_rss_mib(operator.pid):6.1f} MiB",
             flush=True,
         )

@@ -29,7 +29,8 @@ answers() {
     get --raw /readyz >/dev/null 2>&1
 }
 
-# Every component listens on 127.0.0.1 only (kwokctl's default is 0.0.0.0); etcd skips fsync.
+# Every component listens on 127.0.0.1 only (kwokctl's default is 0.0.0.0); etcd skips fsync;
+# Services get a /16 (the default /24 runs out at a few hundred LLMDeployments).
 loopback_config() {
   local etcd_url=http://127.0.0.1:$etcd_port peer_url=http://127.0.0.1:$etcd_peer_port
   cat <<YAML
@@ -40,6 +41,7 @@ componentsPatches:
   extraArgs:
   - {key: bind-address, value: 127.0.0.1}
   - {key: advertise-address, value: 127.0.0.1}
+  - {key: service-cluster-ip-range, value: 10.96.0.0/16}
 - name: kube-controller-manager
   extraArgs:
   - {key: bind-address, value: 127.0.0.1}

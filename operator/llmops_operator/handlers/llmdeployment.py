@@ -101,11 +101,13 @@ class LLMDeploymentController:
         body: dict[str, Any],
         deployment: dict[str, Any] | None,
         full: bool,
+        fresh: bool,
     ) -> tuple[Verdict | None, dict[str, Any] | None]:
         """Apply what differs from the live objects.
 
         ``full`` checks every child (reading those no index holds) and removes children the spec no
         longer asks for; otherwise only the Deployment is compared, with the copy the index holds.
+        A ``fresh`` object (never reconciled) has no children to read or remove: they are applied.
         Returns the ServiceMonitor verdict (when one is asked for) and the Deployment as it now is.
         """
         tracking_uri = spec.model.tracking_uri or self.settings.mlflow_tracking_uri
@@ -124,13 +126,16 @@ class LLMDeploymentController:
                     monitor = Verdict("False", "CRDNotInstalled", message)
                     continue
                 monitor = Verdict("True", "Created", f"ServiceMonitor {name} scrapes /metrics")
-            live = deployment if kind == "Deployment" else self.kube.get(kind, owner.namespace, name)
+            if kind == "Deployment":
+                live = deployment
+            else:
+                live = None if fresh else self.kube.get(kind, owner.namespace, name)
             if live is None or not contains(live, child):
                 result = self.kube.apply(child)
                 applied.append(f"{kind}/{name}" + (" (created)" if live is None else ""))
                 if kind == "Deployment":
                     deployment = result
-        if full:
+        if full and not fresh:
             applied.extend(self._prune(owner, {child["kind"] for child in children}))
         if applied:  # only real changes get here, so each is worth an Event
             self.kube.post_event(body, "Normal", "Applied", ", ".join(applied))
@@ -184,7 +189,8 @@ class LLMDeploymentController:
         self._announce_model(body, status, verdict, model)
         monitor = None
         if model is not None:
-            monitor, deployment = self._apply_children(spec, owner, model, body, deployment, full)
+            fresh = "observedGeneration" not in status
+            monitor, deployment = self._apply_children(spec, owner, model, body, deployment, full, fresh)
         selector = ",".join(f"{k}={v}" for k, v in rendering.selector_labels(owner).items())
         desired = desired_status(
             generation=generation,
