@@ -66,10 +66,15 @@ class LLMDeploymentController:
                 and time.monotonic() - last >= parse_duration(spec.model.alias_poll_interval)
             )
         )
-        if not (ask_registry and due):
-            if previous is None:
-                return Verdict("Unknown", "Resolving", f"asking the registry for {uri}"), None
-            return Verdict(condition["status"], condition["reason"], condition.get("message", "")), previous
+        if not (ask_registry and due):  # keep what the last registry answer said
+            if not condition:
+                return Verdict("Unknown", "Resolving", f"asking the registry for {uri}"), previous
+            kept = Verdict(
+                condition.get("status", "Unknown"),
+                condition.get("reason", "Resolving"),
+                condition.get("message", ""),
+            )
+            return kept, previous
         tracking_uri = spec.model.tracking_uri or self.settings.mlflow_tracking_uri
         try:
             found = resolve(ref, tracking_uri)
