@@ -1,0 +1,204 @@
+"""Two-sample drift tests on raw samples and, natively, on histogram buckets.
+
+Prometheus histograms give cumulative counts per upper bound (``le``); the difference between two
+windows' counters is a histogram of that window. Every test here works on those bucket counts
+without inventing samples, and the sample-based variants exist so the two paths can be compared.
+
+A verdict needs more than a small p-value: with a million samples per window a 2% shift is
+"significant" yet harmless, so p-value tests also need an effect size above a floor (the KS
+statistic itself, or Cramér's V for chi-square), and windows with too few samples give NoData.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+TestName = Literal["ks", "psi", "wasserstein", "jensenShannon", "chiSquare"]
+DriftType = Literal["sudden", "gradual", "varianceChange", "none"]
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "ks": 0.05,  # alpha, before the Bonferroni correction
+    "chiSquare": 0.05,
+    "psi": 0.2,
+    "jensenShannon": 0.1,
+    "wasserstein": 0.1,  # in baseline standard deviations
+}
+PSI_EPSILON = 1e-4
+
+Floats = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Counts per bucket; ``upper_bounds`` are the ``le`` labels, the last one may be +Inf."""
+
+    upper_bounds: Floats
+    counts: Floats
+
+    @classmethod
+    def from_cumulative(cls, upper_bounds: ArrayLike, cumulative: ArrayLike) -> Histogram:
+        bounds = np.asarray(upper_bounds, dtype=float)
+        order = np.argsort(bounds)
+        totals = np.asarray(cumulative, dtype=float)[order]
+        counts = np.diff(totals, prepend=0.0)
+        return cls(bounds[order], np.clip(counts, 0.0, None))  # counter resets can go negative
+
+    @classmethod
+    def from_samples(cls, samples: ArrayLike, upper_bounds: ArrayLike) -> Histogram:
+        bounds = np.asarray(upper_bounds, dtype=float)
+        index = np.searchsorted(bounds, np.asarray(samples, dtype=float), side="left")
+        counts = np.bincount(index, minlength=len(bounds))[: len(bounds)].astype(float)
+        return cls(bounds, counts)
+
+    @property
+    def total(self) -> float:
+        return float(self.counts.sum())
+
+    def midpoints(self) -> Floats:
+        """Bucket centres; the first bucket and the +Inf bucket get the width of their neighbour."""
+        finite = self.upper_bounds[np.isfinite(self.upper_bounds)]
+        first_width = float(finite[1] - finite[0]) if len(finite) > 1 else 1.0
+        last_width = float(finite[-1] - finite[-2]) if len(finite) > 1 else 1.0
+        lower = np.concatenate([[finite[0] - first_width], self.upper_bounds[:-1]])
+        upper = np.where(np.isfinite(self.upper_bounds), self.upper_bounds, lower + last_width)
+        return (lower + upper) / 2.0
+
+    def moments(self) -> tuple[float, float]:
+        mids = self.midpoints()
+        weights = self.counts / max(self.total, 1.0)
+        mean = float(np.sum(weights * mids))
+        return mean, float(np.sqrt(np.sum(weights * (mids - mean) ** 2)))
+
+
+@dataclass(frozen=True)
+class TestResult:
+    statistic: float
+    p_value: float | None
+    effect: float  # what the effect-size floor is compared with
+
+
+def _aligned(baseline: Histogram, current: Histogram) -> tuple[Floats, Floats]:
+    if baseline.upper_bounds.shape != current.upper_bounds.shape or not np.allclose(
+        baseline.upper_bounds, current.upper_bounds
+    ):
+        raise ValueError("histograms have different buckets")
+    return baseline.counts, current.counts
+
+
+def ks_samples(baseline: ArrayLike, current: ArrayLike) -> TestResult:
+    result = stats.ks_2samp(baseline, current)
+    return TestResult(float(result.statistic), float(result.pvalue), float(result.statistic))
+
+
+def ks_histogram(baseline: Histogram, current: Histogram) -> TestResult:
+    """KS on the binned CDFs: D is the largest CDF gap at a bucket bound; asymptotic p-value."""
+    a, b = _aligned(baseline, current)
+    n, m = a.sum(), b.sum()
+    d = float(np.max(np.abs(np.cumsum(a) / n - np.cumsum(b) / m)))
+    effective = n * m / (n + m)
+    return TestResult(d, float(stats.kstwobign.sf(d * np.sqrt(effective))), d)
+
+
+def psi(baseline: Histogram, current: Histogram, epsilon: float = PSI_EPSILON) -> TestResult:
+    """Population stability index; empty buckets get a small epsilon instead of a log of zero."""
+    a, b = _aligned(baseline, current)
+    p = np.clip(a / a.sum(), epsilon, None)
+    q = np.clip(b / b.sum(), epsilon, None)
+    value = float(np.sum((q - p) * np.log(q / p)))
+    return TestResult(value, None, value)
+
+
+def chi_square(baseline: Histogram, current: Histogram) -> TestResult:
+    """Chi-square test of homogeneity on counts, with Cramér's V as the effect size."""
+    a, b = _aligned(baseline, current)
+    keep = (a + b) > 0
+    table = np.vstack([a[keep], b[keep]])
+    if table.shape[1] < 2:
+        return TestResult(0.0, 1.0, 0.0)
+    result = stats.chi2_contingency(table, correction=False)
+    cramers_v = float(np.sqrt(result.statistic / table.sum()))
+    return TestResult(float(result.statistic), float(result.pvalue), cramers_v)
+
+
+def jensen_shannon(baseline: Histogram, current: Histogram) -> TestResult:
+    """Jensen-Shannon distance (base 2, so 0..1)."""
+    a, b = _aligned(baseline, current)
+    value = float(jensenshannon(a / a.sum(), b / b.sum(), base=2))
+    return TestResult(value, None, value)
+
+
+def wasserstein_histogram(baseline: Histogram, current: Histogram) -> TestResult:
+    """Earth mover's distance between bucket midpoints, in baseline standard deviations."""
+    a, b = _aligned(baseline, current)
+    mids = baseline.midpoints()
+    distance = stats.wasserstein_distance(mids, mids, a, b)
+    spread = baseline.moments()[1] or 1.0
+    value = float(distance / spread)
+    return TestResult(value, None, value)
+
+
+def wasserstein_samples(baseline: ArrayLike, current: ArrayLike) -> TestResult:
+    base = np.asarray(baseline, dtype=float)
+    spread = float(np.std(base)) or 1.0
+    value = float(stats.wasserstein_distance(base, np.asarray(current, dtype=float)) / spread)
+    return TestResult(value, None, value)
+
+
+def drift_type(baseline: tuple[float, float], current: tuple[float, float]) -> DriftType:
+    """From (mean, std) of each window: a mean shift in baseline standard deviations, or spread."""
+    (base_mean, base_std), (cur_mean, cur_std) = baseline, current
+    if base_std <= 0:
+        return "none" if cur_mean == base_mean else "sudden"
+    shift = abs(cur_mean - base_mean) / base_std
+    if shift > 2:
+        return "sudden"
+    if shift >= 0.5:
+        return "gradual"
+    ratio = cur_std / base_std
+    if ratio > 1.5 or ratio < 1 / 1.5:
+        return "varianceChange"
+    return "none"
+
+
+@dataclass(frozen=True)
+class FeatureVerdict:
+    test: str
+    statistic: float | None
+    p_value: float | None
+    drifted: bool
+    no_data: bool
+    drift_type: DriftType
+
+
+def judge_histograms(
+    test: TestName,
+    baseline: Histogram,
+    current: Histogram,
+    *,
+    threshold: float | None = None,
+    comparisons: int = 1,
+    min_samples: int = 100,
+    min_effect: float = 0.1,
+) -> FeatureVerdict:
+    """One feature's verdict. ``comparisons`` is the number of p-value tests (Bonferroni)."""
+    if baseline.total < min_samples or current.total < min_samples:
+        return FeatureVerdict(test, None, None, False, True, "none")
+    limit = DEFAULT_THRESHOLDS[test] if threshold is None else threshold
+    result = {
+        "ks": ks_histogram,
+        "psi": psi,
+        "chiSquare": chi_square,
+        "jensenShannon": jensen_shannon,
+        "wasserstein": wasserstein_histogram,
+    }[test](baseline, current)
+    if result.p_value is not None:
+        drifted = result.p_value < limit / max(comparisons, 1) and result.effect >= min_effect
+    else:
+        drifted = result.statistic >= limit
+    kind = drift_type(baseline.moments(), current.moments()) if drifted else "none"
+    return FeatureVerdict(test, result.statistic, result.p_value, drifted, False, kind)
