@@ -39,8 +39,8 @@ crds-check: venv
 	$(PY) -m llmops_operator.crdgen --check crds
 
 lint: venv ## ruff and mypy (strict for the package)
-	$(VENV)/bin/ruff check operator tests tools
-	$(VENV)/bin/ruff format --check operator tests tools
+	$(VENV)/bin/ruff check operator tests tools benchmarks
+	$(VENV)/bin/ruff format --check operator tests tools benchmarks
 	$(VENV)/bin/mypy
 
 test-unit: venv
