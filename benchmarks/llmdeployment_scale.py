@@ -32,9 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 RESYNC_SECONDS = 20
 READY_LIMIT = 100  # pods without GPUs land on the one CPU node, which takes 110
-# The operator writes with apply and merge patches, and posts Events. Other writers on this cluster
-# (the controller manager's PUTs of Deployment status, the garbage collector's DELETEs while an
-# earlier run's namespace goes away) use other verbs, so they do not blur the count.
+# The operator writes with apply and merge patches. Other writers on this cluster (the controller
+# manager's PUTs of Deployment status, the garbage collector's DELETEs while an earlier run's
+# namespace goes away) use other verbs, so they do not blur the count. Events are left out: the
+# scheduler and controller manager post them too.
 OPERATOR_WRITES = {
     ("PATCH", "llmdeployments"),
     ("APPLY", "llmdeployments"),
@@ -146,37 +147,25 @@ def run(count: int) -> None:
             time.sleep(0.2)
         latencies = [children[n] - created[n] for n in created if n in children]
 
-        def ready_count() -> int:
+        def count_with(type_: str, key: str, value: str) -> int:
+            """How many objects have condition ``type_`` with ``key`` (status or reason) = ``value``."""
             items = custom.list_namespaced_custom_object(
                 "llmops.dev", "v1alpha1", namespace, "llmdeployments"
-            )["items"]
-            return sum(
-                1
-                for item in items
-                if any(
-                    c["type"] == "Ready" and c["status"] == "True"
-                    for c in (item.get("status") or {}).get("conditions") or []
-                )
             )
-
-        def settled_count() -> int:
-            items = custom.list_namespaced_custom_object(
-                "llmops.dev", "v1alpha1", namespace, "llmdeployments"
-            )["items"]
             return sum(
                 1
-                for item in items
+                for item in items["items"]
                 if any(
-                    c["type"] == "Progressing" and c["reason"] == "RolloutComplete"
+                    c["type"] == type_ and c[key] == value
                     for c in (item.get("status") or {}).get("conditions") or []
                 )
             )
 
         expected_ready = min(count, READY_LIMIT)
-        while ready_count() < expected_ready and time.monotonic() < deadline:
+        while count_with("Ready", "status", "True") < expected_ready and time.monotonic() < deadline:
             time.sleep(1)
         all_ready = time.monotonic() - started
-        while settled_count() < count and time.monotonic() < deadline:
+        while count_with("Progressing", "reason", "RolloutComplete") < count and time.monotonic() < deadline:
             time.sleep(1)  # every object's rollout judged complete: the operator has caught up
         settled = time.monotonic() - started
         time.sleep(5)
