@@ -275,3 +275,49 @@ def test_service_monitor_without_its_crd_is_a_condition_not_a_failure(
     found = wait_condition(cluster, namespace, "monitored", "ServiceMonitorReady", "False", "CRDNotInstalled")
     assert "servicemonitors.monitoring.coreos.com" in found["message"]
     wait_condition(cluster, namespace, "monitored", "Ready", "True")
+
+
+def test_with_autoscaling_the_replica_count_is_left_to_the_hpa(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    cluster.apply(
+        llmd("scaling", "hf://org/model", autoscaling={"minReplicas": 1, "maxReplicas": 4, "target": "5"}),
+        namespace,
+    )
+    wait_condition(cluster, namespace, "scaling", "Ready", "True", timeout=60)
+    hpa = cluster.get("hpa", "scaling", "-n", namespace)["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (1, 4)
+    assert hpa["metrics"][0]["pods"]["metric"]["name"] == "vllm_num_requests_waiting"
+    # Scale the Deployment as the HPA would; the operator must not put the count back.
+    cluster.kubectl("scale", "deployment/scaling", "--replicas=3", "-n", namespace)
+    ready = wait_condition(cluster, namespace, "scaling", "Ready", "True", timeout=60)
+    wait_for(
+        lambda: cluster.get("llmdeployment", "scaling", "-n", namespace)["status"]["readyReplicas"] == 3,
+        timeout=60,
+        what="3 ready replicas in status",
+    )
+    operator.stop()
+    operator.start()  # a full pass after a restart leaves the count alone too
+    wait_for(lambda: "Resuming is processed" in operator.logs(), timeout=30, what="resume")
+    assert cluster.get("deployment", "scaling", "-n", namespace)["spec"]["replicas"] == 3
+    assert ready["status"] == "True"
+    cluster.kubectl(
+        "patch",
+        "llmdeployment",
+        "scaling",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"autoscaling":null}}',
+    )
+    wait_for(
+        lambda: cluster.kubectl("get", "hpa", "scaling", "-n", namespace, check=False).returncode != 0,
+        timeout=30,
+        what="the HPA to be removed with autoscaling",
+    )
+    wait_for(
+        lambda: cluster.get("deployment", "scaling", "-n", namespace)["spec"]["replicas"] == 1,
+        timeout=30,
+        what="spec.replicas to own the count again",
+    )
