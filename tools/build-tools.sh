@@ -93,12 +93,45 @@ build_go_install() {
   for pkg in "$@"; do GOBIN=$out go install -trimpath -ldflags "-s -w" "$pkg@$version"; done
 }
 
-want=${*:-kubernetes etcd kwok}
+fetch_prometheus() {
+  local out=$tools_dir/prometheus-$PROMETHEUS_VERSION
+  if [[ -x $out/prometheus ]]; then log "prometheus $PROMETHEUS_VERSION cached"; return; fi
+  log "fetching prometheus $PROMETHEUS_VERSION (Debian package, unpacked without installing)"
+  local work=$tools_dir/build/prometheus
+  rm -rf "$work" && mkdir -p "$work"
+  local candidate
+  candidate=$(apt-cache policy prometheus 2>/dev/null | awk '/Candidate:/ {print $2}')
+  if [[ $candidate != "$PROMETHEUS_VERSION"* ]]; then
+    (apt-get update -qq >/dev/null 2>&1 || true)
+    candidate=$(apt-cache policy prometheus 2>/dev/null | awk '/Candidate:/ {print $2}')
+  fi
+  [[ $candidate == "$PROMETHEUS_VERSION"* ]] || { log "no prometheus $PROMETHEUS_VERSION package (found '$candidate')"; exit 1; }
+  (cd "$work" && chmod 777 . && apt-get download -qq "prometheus=$candidate" 2>/dev/null && dpkg-deb -x prometheus_*.deb x)
+  mkdir -p "$out.tmp" && cp "$work/x/usr/bin/prometheus" "$work/x/usr/bin/promtool" "$out.tmp/"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+fetch_gateway_api() {
+  local out=$tools_dir/gateway-api-$GATEWAY_API_VERSION
+  if [[ -f $out/httproutes.yaml ]]; then log "gateway-api $GATEWAY_API_VERSION CRDs cached"; return; fi
+  log "fetching the Gateway API $GATEWAY_API_VERSION CRDs"
+  local dir
+  dir=$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  mkdir -p "$out.tmp"
+  for kind in gatewayclasses gateways httproutes referencegrants; do
+    cp "$dir/config/crd/standard/gateway.networking.k8s.io_$kind.yaml" "$out.tmp/$kind.yaml"
+  done
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+want=${*:-kubernetes etcd kwok prometheus gateway-api}
 for tool in $want; do
   case $tool in
     kubernetes) build_kubernetes ;;
     etcd) build_etcd ;;
     kwok) build_go_install kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl ;;
+    prometheus) fetch_prometheus ;;
+    gateway-api) fetch_gateway_api ;;
     *) echo "unknown tool $tool" >&2; exit 2 ;;
   esac
 done

@@ -81,6 +81,8 @@ up() {
     --wait 3m >"$state/kwokctl.log" 2>&1 || { cat "$state/kwokctl.log" >&2; exit 1; }
   local k=("$kubectl" --kubeconfig "$kubeconfig")
   "${k[@]}" apply --server-side -f "$root/tools/cluster/nodes.yaml" -f "$root/tools/cluster/volumes.yaml" >/dev/null
+  # The Gateway API, as a GPU cluster with an inference gateway has it (HTTPRoute traffic splits).
+  "${k[@]}" apply --server-side -f "$tools/gateway-api-$GATEWAY_API_VERSION/" >/dev/null
   "${k[@]}" wait --for=condition=Ready node --all --timeout=120s >/dev/null
   until "${k[@]}" get serviceaccount default -n default >/dev/null 2>&1; do sleep 1; done
   log "up in $((SECONDS - started))s: kubectl --kubeconfig $kubeconfig get nodes"

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     mlflow_tracking_uri: str = "http://mlflow.mlflow.svc:5000"
     resync_seconds: int = Field(default=60, ge=1, description="Periodic re-check of every object.")
+    rollout_tick_seconds: float = Field(
+        default=2.0, gt=0, description="How often each CanaryRollout is looked at (its steps, its analysis)."
+    )
     model_fetcher_image: str = Field(
         default="ghcr.io/mlflow/mlflow:v3.6.0",
         description="Image with the mlflow CLI that downloads registry artifacts vLLM cannot read itself.",

@@ -104,15 +104,16 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
 class OperatorProcess:
     """The operator as users run it: its console script, its own process, a kubeconfig."""
 
-    def __init__(self, namespace: str, log_path: Path) -> None:
+    def __init__(self, namespace: str, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.namespace = namespace
         self.log_path = log_path
+        self.extra_env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.health_port = free_port()
 
     def start(self) -> None:
         # A short resync so registry polling and retries show within a test's patience.
-        env = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "LLMOPS_RESYNC_SECONDS": "2"}
+        env = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "LLMOPS_RESYNC_SECONDS": "2", **self.extra_env}
         self.log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
@@ -130,6 +131,13 @@ class OperatorProcess:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean up, as when a node dies under the operator."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        self.process = None
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -180,6 +188,27 @@ class MLflowServer:
         if alias is not None:
             client.set_registered_model_alias(name, alias, version)
         return version
+
+
+class PrometheusServer:
+    """A real Prometheus on 127.0.0.1 (tools/prometheus.sh), scraping what ``config`` lists."""
+
+    def __init__(self, directory: Path, config: dict[str, Any]) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config_path = directory / "prometheus.yml"
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(config))
+
+    def start(self) -> None:
+        script = str(ROOT / "tools" / "prometheus.sh")
+        subprocess.run(
+            [script, "start", str(self.directory), str(self.port), str(self.config_path)], check=True
+        )
+
+    def stop(self) -> None:
+        subprocess.run([str(ROOT / "tools" / "prometheus.sh"), "stop", str(self.directory)], check=True)
 
 
 @pytest.fixture(scope="session")

@@ -71,7 +71,7 @@ class GatewayAPIRouting(K8sModel):
 
 
 class TrafficRoutingSpec(K8sModel):
-    gateway_api: GatewayAPIRouting | None = None
+    gateway_api: GatewayAPIRouting | None = Field(default=None, alias="gatewayAPI")
 
 
 class BaselineComparison(K8sModel):
@@ -151,22 +151,39 @@ class MeasurementStatus(StatusModel):
 
 
 class MetricTally(StatusModel):
+    """Counters of one metric: successes in the current step, the rest over the whole rollout."""
+
     name: str
     successful: int = 0
     failed: int = 0
     inconclusive: int = 0
     errors: int = 0
+    consecutive_inconclusive: int = 0
     consecutive_errors: int = 0
+
+
+RolloutPhase = Literal["", "Waiting", "Progressing", "Paused", "Promoting", "Promoted", "RolledBack"]
 
 
 class CanaryRolloutStatus(StatusModel):
     observed_generation: int = 0
     conditions: ConditionList
+    phase: RolloutPhase = Field(default="", description="Informational; the conditions are the API.")
+    paused_reason: str = ""
     current_step_index: int = 0
     canary_weight: int = 0
     stable_weight: int = 100
     step_started_at: str | None = None
+    weight_verified_at: str | None = None
+    last_measured_at: str | None = None
+    canary_name: str = ""
+    stable_version: str = ""
     canary_version: str = ""
+    stable_replicas: int | None = Field(
+        default=None, description="Replicas the stable Deployment runs while replica-ratio routing owns them."
+    )
+    handled_request: str = ""
+    finished_at: str | None = None
     measurements: list[MeasurementStatus] = Field(default_factory=list)
     tallies: list[MetricTally] = Field(default_factory=list)
     gitops_changes: list[dict[str, Any]] = Field(
@@ -183,6 +200,7 @@ class CanaryRollout(Resource):
         short_names=["cr", "canary"],
         printer_columns=[
             {"name": "Target", "type": "string", "jsonPath": ".spec.targetRef.name"},
+            {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
             {"name": "Step", "type": "integer", "jsonPath": ".status.currentStepIndex"},
             {"name": "Weight", "type": "integer", "jsonPath": ".status.canaryWeight"},
             condition_column("Progressing", "Progressing", "reason"),

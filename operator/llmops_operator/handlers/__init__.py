@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..config import Settings
-from . import lifecycle, llmdeployment, observe
+from . import canaryrollout, lifecycle, llmdeployment, observe
 
 
 def register(settings: Settings) -> None:
@@ -11,3 +11,4 @@ def register(settings: Settings) -> None:
     lifecycle.register()
     observe.register()
     llmdeployment.register(settings)
+    canaryrollout.register(settings)

@@ -107,6 +107,7 @@ class LLMDeploymentController:
         deployment: dict[str, Any] | None,
         full: bool,
         fresh: bool,
+        replicas_override: int | None,
     ) -> tuple[Verdict | None, dict[str, Any] | None]:
         """Apply what differs from the live objects.
 
@@ -117,7 +118,12 @@ class LLMDeploymentController:
         """
         tracking_uri = spec.model.tracking_uri or self.settings.mlflow_tracking_uri
         children = rendering.render(
-            spec, ResolvedModel.model_validate(model), owner, self.settings.model_fetcher_image, tracking_uri
+            spec,
+            ResolvedModel.model_validate(model),
+            owner,
+            self.settings.model_fetcher_image,
+            tracking_uri,
+            replicas_override,
         )
         monitor: Verdict | None = None
         applied = []
@@ -172,8 +178,10 @@ class LLMDeploymentController:
         full: bool,
         deployment: dict[str, Any] | None,
         pods: list[dict[str, Any]],
+        replicas_override: int | None = None,
     ) -> None:
-        """One pass over an LLMDeployment; ``deployment`` and ``pods`` come from the watch indexes."""
+        """One pass over an LLMDeployment; ``deployment`` and ``pods`` come from the watch indexes,
+        ``replicas_override`` from a CanaryRollout that splits traffic by replica ratio."""
         meta = body["metadata"]
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
         generation = int(meta.get("generation") or 0)
@@ -189,13 +197,16 @@ class LLMDeploymentController:
                 namespace, name, status, {"observedGeneration": generation, "conditions": conditions}
             )
             return
-        owner = rendering.Owner(name=name, namespace=namespace, uid=uid)
+        serves = (meta.get("annotations") or {}).get(rendering.SERVES_FOR_ANNOTATION, "")
+        owner = rendering.Owner(name=name, namespace=namespace, uid=uid, serves=serves)
         verdict, model = self._resolution(spec, uid, status, ask_registry)
         self._announce_model(body, status, verdict, model)
         monitor = None
         if model is not None:
             fresh = "observedGeneration" not in status
-            monitor, deployment = self._apply_children(spec, owner, model, body, deployment, full, fresh)
+            monitor, deployment = self._apply_children(
+                spec, owner, model, body, deployment, full, fresh, replicas_override
+            )
         selector = ",".join(f"{k}={v}" for k, v in rendering.selector_labels(owner).items())
         desired = desired_status(
             generation=generation,
@@ -204,7 +215,7 @@ class LLMDeploymentController:
             model=model,
             deployment=deployment,
             pods=pods if deployment is not None else [],
-            desired_replicas=spec.replicas,
+            desired_replicas=spec.replicas if replicas_override is None else replicas_override,
             selector=selector,
             endpoint=rendering.endpoint_url(owner),
         )
@@ -268,6 +279,15 @@ def _first(store: Any) -> dict[str, Any] | None:
     return next(iter(store), None) if store is not None else None
 
 
+def stable_replicas_of(rollouts: Any) -> int | None:
+    """Replicas a running CanaryRollout asks of its target under replica-ratio routing."""
+    for rollout in rollouts or []:
+        state = rollout.get("status") or {}
+        if state.get("stableReplicas") is not None and state.get("phase") not in ("Promoted", "RolledBack"):
+            return int(state["stableReplicas"])
+    return None
+
+
 def register(settings: Settings) -> None:
     """Handlers and the in-memory indexes they read, so child events cost no API reads."""
     controller = LLMDeploymentController(settings, Kube())
@@ -301,6 +321,7 @@ def register(settings: Settings) -> None:
             full=full,
             deployment=_first(indexes["deployment_index"].get(key)),
             pods=list(indexes["pod_index"].get(key, [])),
+            replicas_override=stable_replicas_of(indexes["rollout_index"].get(key)),
         )
 
     def reconcile(body: kopf.Body, retry: int, **kwargs: Any) -> None:
@@ -337,3 +358,11 @@ def register(settings: Settings) -> None:
 
     kopf.on.event("apps", "v1", "deployments", labels=MANAGED, id="child-deployment")(child_changed)
     kopf.on.event("v1", "pods", labels=MANAGED, id="child-pod")(child_changed)
+
+    @kopf.on.event(GROUP, VERSION, "canaryrollouts", id="rollout-replicas")
+    def rollout_changed(namespace: str | None, spec: kopf.Spec, **kwargs: Any) -> None:
+        """A rollout resizing its target under replica-ratio routing: apply the new count now."""
+        target = (spec.get("targetRef") or {}).get("name")
+        body = _first(kwargs["llmdeployment_index"].get((namespace, target))) if target else None
+        if body is not None and not body["metadata"].get("deletionTimestamp"):
+            run(body, ask_registry=False, full=False, indexes=kwargs)

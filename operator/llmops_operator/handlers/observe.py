@@ -13,11 +13,10 @@ import kopf
 from pydantic import ValidationError
 
 from .. import GROUP, VERSION
-from ..api import CanaryRollout, DriftMonitor, Resource
+from ..api import DriftMonitor, Resource
 from ..conditions import set_condition, status_changes
 
 CONDITIONS: dict[type[Resource], tuple[str, ...]] = {
-    CanaryRollout: ("Ready", "Progressing", "Promoted"),
     DriftMonitor: ("Ready", "Drifted"),
 }
 

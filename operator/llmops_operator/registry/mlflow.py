@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from ..models import RegistryRef
 
@@ -29,10 +30,9 @@ class ResolvedVersion:
 
 
 def resolve(ref: RegistryRef, tracking_uri: str) -> ResolvedVersion:
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException, RestException
 
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    client = _client(tracking_uri)
     try:
         if ref.alias is not None:
             version = client.get_model_version_by_alias(ref.name, ref.alias)
@@ -45,8 +45,45 @@ def resolve(ref: RegistryRef, tracking_uri: str) -> ResolvedVersion:
             raise ModelNotFound(f"registered model {ref.name!r} has no {what} ({error.message})") from error
         raise RegistryUnavailable(f"MLflow at {tracking_uri} failed: {error.message}") from error
     except (MlflowException, OSError) as error:
-        raise RegistryUnavailable(f"MLflow at {tracking_uri} is unreachable: {_summary(error)}") from error
+        raise _unavailable(tracking_uri, error) from error
     return ResolvedVersion(ref.name, str(version.version), str(source), str(version.run_id or ""))
+
+
+def _client(tracking_uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _unavailable(tracking_uri: str, error: Exception) -> RegistryUnavailable:
+    return RegistryUnavailable(f"MLflow at {tracking_uri} is unreachable: {_summary(error)}")
+
+
+def set_alias(name: str, alias: str, version: str, tracking_uri: str) -> bool:
+    """Point ``alias`` at ``version``; False when it already does (nothing written)."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(tracking_uri)
+    try:
+        try:
+            if str(client.get_model_version_by_alias(name, alias).version) == version:
+                return False
+        except MlflowException as error:
+            if getattr(error, "error_code", "") not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise
+        client.set_registered_model_alias(name, alias, version)
+    except (MlflowException, OSError) as error:
+        raise _unavailable(tracking_uri, error) from error
+    return True
+
+
+def tag_version(name: str, version: str, key: str, value: str, tracking_uri: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        _client(tracking_uri).set_model_version_tag(name, version, key, value)
+    except (MlflowException, OSError) as error:
+        raise _unavailable(tracking_uri, error) from error
 
 
 def _summary(error: Exception) -> str:

@@ -25,6 +25,10 @@ GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 OWNER_LABEL = "llmops.dev/llmdeployment"
 VERSION_LABEL = "llmops.dev/model-version"
+# Pods carry the name of the Service that sends them traffic; a canary under replica-ratio routing
+# carries its stable's name (from this annotation on the canary LLMDeployment) and so joins it.
+SERVES_LABEL = "llmops.dev/serves"
+SERVES_FOR_ANNOTATION = "llmops.dev/serves-for"
 MODELS_MOUNT = "/models"
 CACHE_MOUNT = f"{MODELS_MOUNT}/cache"
 FETCH_MOUNT = f"{MODELS_MOUNT}/fetched"
@@ -39,6 +43,11 @@ class Owner:
     name: str
     namespace: str
     uid: str
+    serves: str = ""  # the Service whose traffic the pods take; empty means their own
+
+    @property
+    def traffic_group(self) -> str:
+        return self.serves or self.name
 
 
 def label_value(text: str) -> str:
@@ -272,6 +281,7 @@ def deployment(
     owner: Owner,
     fetcher_image: str,
     tracking_uri: str,
+    replicas_override: int | None = None,
 ) -> dict[str, Any]:
     labels = common_labels(owner, resolved)
     volumes, mounts = volumes_and_mounts(spec, resolved, owner)
@@ -318,9 +328,11 @@ def deployment(
         },
         # Kubernetes must not call a rollout stuck while a model is still loading.
         "progressDeadlineSeconds": int(parse_duration(spec.startup_timeout)) + 600,
-        "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
+        "template": {"metadata": {"labels": {**labels, SERVES_LABEL: owner.traffic_group}}, "spec": pod_spec},
     }
-    if spec.autoscaling is None:  # with an HPA the replica count is the HPA's, not ours
+    if replicas_override is not None:  # a CanaryRollout shifting traffic by replica ratio
+        deployment_spec["replicas"] = replicas_override
+    elif spec.autoscaling is None:  # with an HPA the replica count is the HPA's, not ours
         deployment_spec["replicas"] = spec.replicas
     return {
         "apiVersion": "apps/v1",
@@ -342,7 +354,7 @@ def service(resolved: ResolvedModel, owner: Owner) -> dict[str, Any]:
         "kind": "Service",
         "metadata": meta,
         "spec": {
-            "selector": selector_labels(owner),
+            "selector": {SERVES_LABEL: owner.name},
             "ports": [{"name": "http", "port": SERVING_PORT, "targetPort": "http", "protocol": "TCP"}],
         },
     }
@@ -421,6 +433,9 @@ def service_monitor(spec: LLMDeploymentSpec, resolved: ResolvedModel, owner: Own
         "spec": {
             "selector": {"matchLabels": selector_labels(owner)},
             "endpoints": [{"port": "http", "path": "/metrics", "interval": monitor.interval}],
+            # Series carry the pod's LLMDeployment and model version (as llmops_dev_llmdeployment
+            # and llmops_dev_model_version): what CanaryRollout queries tell canary and stable by.
+            "podTargetLabels": [OWNER_LABEL, VERSION_LABEL],
         },
     }
 
@@ -431,11 +446,12 @@ def render(
     owner: Owner,
     fetcher_image: str,
     tracking_uri: str,
+    replicas_override: int | None = None,
 ) -> list[dict[str, Any]]:
     """Every child, in apply order (the claim before the pods that mount it)."""
     children = [
         cache_claim(spec, owner),
-        deployment(spec, resolved, owner, fetcher_image, tracking_uri),
+        deployment(spec, resolved, owner, fetcher_image, tracking_uri, replicas_override),
         service(resolved, owner),
         pod_disruption_budget(spec, resolved, owner),
         horizontal_pod_autoscaler(spec, resolved, owner),

@@ -1,0 +1,23 @@
+"""The small interface every metrics backend implements (as Flagger's metrics providers do)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class MetricsUnavailable(Exception):
+    """The backend could not be reached: measurements are ``Error``, never a verdict."""
+
+
+class QueryFailed(Exception):
+    """The backend answered but refused the query (bad PromQL, timeout on its side)."""
+
+
+class MetricsProvider(Protocol):
+    def instant(self, query: str) -> list[float]:
+        """One value per series the query returns now; an empty list when it returns none."""
+        ...
+
+    def range(self, query: str, seconds: float, step_seconds: float) -> list[float]:
+        """Every sample of every series over the last ``seconds``: the input of a rank test."""
+        ...

@@ -1,0 +1,209 @@
+"""Metrics to verdict: query templates, the vLLM presets, and the four honest measurement outcomes.
+
+A measurement is ``Successful``, ``Failed``, ``Inconclusive`` (no data, NaN, an empty vector, too few
+samples for a rank test) or ``Error`` (Prometheus unreachable or the query refused). Only the
+first two are verdicts about the canary; the progress module never promotes or rolls back on the
+other two.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from scipy import stats
+
+from ..api.canaryrollout import AnalysisSpec, BaselineComparison, MetricCheck, MetricPreset
+from ..metrics import MetricsProvider, MetricsUnavailable, QueryFailed
+
+Phase = Literal["Successful", "Failed", "Inconclusive", "Error"]
+VARIABLES = ("canary", "stable", "namespace", "interval")
+MIN_BASELINE_SAMPLES = 3
+_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+# The Prometheus labels a ServiceMonitor gives each vLLM pod (podTargetLabels of the LLMDeployment's
+# ServiceMonitor): which LLMDeployment it belongs to, so canary and stable are told apart by name.
+_SELECTOR = 'namespace="{{namespace}}",llmops_dev_llmdeployment="{{canary}}"'
+_REQUESTS = _SELECTOR + ',handler=~"/v1/.*"'  # API calls only, not scrapes or probes
+
+
+def _quantile_ms(histogram: str) -> str:
+    return (
+        f"1000 * histogram_quantile(0.95, sum by (le) "
+        f"(rate({histogram}_bucket{{{_SELECTOR}}}[{{{{interval}}}}])))"
+    )
+
+
+@dataclass(frozen=True)
+class Preset:
+    query: str
+    max: str
+    unit: str
+
+
+PRESETS: dict[MetricPreset, Preset] = {
+    "errorRate": Preset(
+        query=(
+            # No 5xx series yet means no errors (0), while no requests at all stays no data.
+            f'100 * (sum(rate(http_requests_total{{{_REQUESTS},status="5xx"}}[{{{{interval}}}}])) or vector(0))'
+            f" / sum(rate(http_requests_total{{{_REQUESTS}}}[{{{{interval}}}}]))"
+        ),
+        max="1",
+        unit="%",
+    ),
+    "e2eLatencyP95": Preset(query=_quantile_ms("vllm:e2e_request_latency_seconds"), max="2000", unit="ms"),
+    "timeToFirstTokenP95": Preset(
+        query=_quantile_ms("vllm:time_to_first_token_seconds"), max="2000", unit="ms"
+    ),
+    "interTokenLatencyP95": Preset(
+        query=_quantile_ms("vllm:inter_token_latency_seconds"), max="200", unit="ms"
+    ),
+}
+
+DEFAULT_METRICS = [
+    MetricCheck(name="error-rate", preset="errorRate"),
+    MetricCheck(name="latency-p95", preset="e2eLatencyP95"),
+]
+
+
+class TemplateError(ValueError):
+    """A query names a variable the operator does not provide."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    metric: str
+    phase: Phase
+    value: str = ""
+    threshold: str = ""
+    message: str = ""
+
+
+def metrics_of(analysis: AnalysisSpec) -> list[MetricCheck]:
+    return list(analysis.metrics) or list(DEFAULT_METRICS)
+
+
+def render_query(template: str, variables: Mapping[str, str]) -> str:
+    """Substitute ``{{name}}``; a name without a value is an error, never an empty string."""
+    missing = sorted({name for name in _VARIABLE.findall(template) if name not in variables})
+    if missing:
+        known = ", ".join(f"{{{{{name}}}}}" for name in VARIABLES)
+        raise TemplateError(f"unknown variable {{{{{missing[0]}}}}} (known: {known})")
+    return _VARIABLE.sub(lambda match: variables[match.group(1)], template)
+
+
+def query_of(metric: MetricCheck) -> str:
+    if metric.preset is not None:
+        return PRESETS[metric.preset].query
+    assert metric.query is not None  # the CRD requires exactly one of preset and query
+    return metric.query
+
+
+def bounds_of(metric: MetricCheck) -> tuple[float | None, float | None]:
+    """(min, max): a preset without explicit bounds gets its default maximum."""
+    low = float(metric.min) if metric.min is not None else None
+    high = float(metric.max) if metric.max is not None else None
+    if metric.preset is not None and low is None and high is None and metric.baseline is None:
+        high = float(PRESETS[metric.preset].max)
+    return low, high
+
+
+def validate(metrics: list[MetricCheck], variables: Mapping[str, str]) -> str | None:
+    """The first template error among the metrics, as a message naming the metric."""
+    for metric in metrics:
+        try:
+            render_query(query_of(metric), variables)
+        except TemplateError as error:
+            return f"analysis.metrics[{metric.name}].query: {error}"
+    return None
+
+
+def _threshold_text(low: float | None, high: float | None) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f">= {low:g}")
+    if high is not None:
+        parts.append(f"<= {high:g}")
+    return " and ".join(parts)
+
+
+def judge_values(metric: str, values: list[float], low: float | None, high: float | None) -> Measurement:
+    """An instant query's values against thresholds: every series must pass."""
+    threshold = _threshold_text(low, high)
+    if not values:
+        return Measurement(metric, "Inconclusive", "", threshold, "the query returned no data")
+    if any(math.isnan(v) or math.isinf(v) for v in values):
+        return Measurement(metric, "Inconclusive", "NaN", threshold, "the query returned NaN (no traffic?)")
+    shown = ", ".join(f"{v:.4g}" for v in values)
+    bad = [v for v in values if (low is not None and v < low) or (high is not None and v > high)]
+    if bad:
+        return Measurement(metric, "Failed", shown, threshold, f"{bad[0]:.4g} is outside {threshold}")
+    return Measurement(metric, "Successful", shown, threshold, "")
+
+
+def judge_baseline(
+    metric: str, canary: list[float], stable: list[float], comparison: BaselineComparison
+) -> Measurement:
+    """Kayenta's judge: a one-sided Mann-Whitney U test plus a rank-biserial effect-size bound.
+
+    Failed only when the canary is worse with significance *and* by a margin that matters, so a
+    trivial shift at high volume is not a rollback.
+    """
+    canary = [v for v in canary if math.isfinite(v)]
+    stable = [v for v in stable if math.isfinite(v)]
+    alpha, max_effect = float(comparison.alpha), float(comparison.max_effect_size)
+    threshold = f"p >= {alpha:g} or effect <= {max_effect:g}"
+    if len(canary) < MIN_BASELINE_SAMPLES or len(stable) < MIN_BASELINE_SAMPLES:
+        message = f"{len(canary)} canary and {len(stable)} stable samples; need {MIN_BASELINE_SAMPLES} each"
+        return Measurement(metric, "Inconclusive", "", threshold, message)
+    worse = "greater" if comparison.direction == "lowerIsBetter" else "less"
+    result = stats.mannwhitneyu(canary, stable, alternative=worse)
+    u_canary = float(result.statistic)
+    effect = 2.0 * u_canary / (len(canary) * len(stable)) - 1.0  # rank-biserial, + means canary larger
+    if worse == "less":
+        effect = -effect
+    p_value = float(result.pvalue)
+    value = f"p={p_value:.3g} effect={effect:.2f}"
+    if p_value < alpha and effect > max_effect:
+        return Measurement(metric, "Failed", value, threshold, "the canary is worse than the stable baseline")
+    return Measurement(metric, "Successful", value, threshold, "")
+
+
+def measure(
+    provider: MetricsProvider,
+    metric: MetricCheck,
+    variables: Mapping[str, str],
+    window_seconds: float,
+) -> Measurement:
+    """Run one metric: thresholds on an instant query, then the baseline comparison if asked."""
+    low, high = bounds_of(metric)
+    template = query_of(metric)
+    try:
+        query = render_query(template, variables)
+        verdict: Measurement | None = None
+        if low is not None or high is not None:
+            verdict = judge_values(metric.name, provider.instant(query), low, high)
+            if verdict.phase != "Successful" or metric.baseline is None:
+                return verdict
+        assert metric.baseline is not None
+        step = max(window_seconds / 10, 1.0)
+        against_stable = render_query(template, {**variables, "canary": variables["stable"]})
+        compared = judge_baseline(
+            metric.name,
+            provider.range(query, window_seconds, step),
+            provider.range(against_stable, window_seconds, step),
+            metric.baseline,
+        )
+        if verdict is not None and compared.phase == "Successful":
+            value = f"{verdict.value}; {compared.value}"
+            return Measurement(metric.name, "Successful", value, f"{verdict.threshold}; {compared.threshold}")
+        return compared
+    except TemplateError as error:
+        return Measurement(metric.name, "Error", "", "", str(error))
+    except MetricsUnavailable as error:
+        return Measurement(metric.name, "Error", "", _threshold_text(low, high), str(error))
+    except QueryFailed as error:
+        return Measurement(metric.name, "Error", "", _threshold_text(low, high), f"query failed: {error}")

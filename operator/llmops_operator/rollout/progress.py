@@ -1,0 +1,258 @@
+"""Steps, counters and verdicts of a CanaryRollout as pure functions over its typed status.
+
+The handler feeds in what it observed (a verified weight, fresh measurements, a manual request)
+and carries out what comes back; everything it needs to resume after a restart is in status.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from ..api.canaryrollout import (
+    AnalysisSpec,
+    CanaryRolloutSpec,
+    CanaryRolloutStatus,
+    MeasurementStatus,
+    MetricTally,
+)
+from ..conditions import set_condition
+from ..durations import parse_duration
+from .analysis import Measurement, metrics_of
+
+AUTOMATIC_PAUSES = ("NoData", "MetricsUnavailable")
+Request = Literal["promote", "abort", "retry", "pause", "resume"]
+REQUESTS: tuple[Request, ...] = ("promote", "abort", "retry", "pause", "resume")
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: Literal["setWeight", "pause", "analysis"]
+    weight: int = 0
+    duration_seconds: float | None = None  # pause without a duration waits for a promote
+    metrics: tuple[str, ...] = ()  # analysis: empty means every metric
+
+
+DEFAULT_STEPS = (
+    Step("setWeight", weight=10),
+    Step("analysis"),
+    Step("setWeight", weight=50),
+    Step("analysis"),
+    Step("setWeight", weight=100),
+    Step("analysis"),
+)
+
+
+def plan(spec: CanaryRolloutSpec) -> list[Step]:
+    """The user's steps, or the defaults; always ending in an analysis at the final weight so
+    nothing is promoted without ``minSuccessfulMeasurements`` successes there."""
+    if not spec.steps:
+        return list(DEFAULT_STEPS)
+    steps: list[Step] = []
+    for step in spec.steps:
+        if step.set_weight is not None:
+            steps.append(Step("setWeight", weight=step.set_weight))
+        elif step.pause is not None:
+            duration = parse_duration(step.pause.duration) if step.pause.duration else None
+            steps.append(Step("pause", duration_seconds=duration))
+        elif step.analysis is not None:
+            steps.append(Step("analysis", metrics=tuple(step.analysis.metrics)))
+    if steps[-1].kind != "analysis":
+        steps.append(Step("analysis"))
+    return steps
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the counters say after a measurement round."""
+
+    rollback: str | None = None  # the failing metric, its value and threshold
+    pause: str = ""  # NoData or MetricsUnavailable; empty when measuring works
+    pause_message: str = ""
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(timestamp: str | None) -> datetime | None:
+    return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=None) if timestamp else None
+
+
+def _seconds_since(timestamp: str | None, now: datetime) -> float:
+    moment = _parse(timestamp)
+    return math.inf if moment is None else (now.replace(tzinfo=None) - moment).total_seconds()
+
+
+def start_step(status: CanaryRolloutStatus, index: int, now: datetime) -> None:
+    status.current_step_index = index
+    status.step_started_at = _timestamp(now)
+    for tally in status.tallies:
+        tally.successful = 0
+
+
+def measurement_due(status: CanaryRolloutStatus, analysis: AnalysisSpec, now: datetime) -> bool:
+    """A measurement needs traffic at the current weight for a whole interval, and one interval
+    since the last measurement, so no rate window straddles a weight change."""
+    interval = parse_duration(analysis.interval)
+    return (
+        status.canary_weight > 0
+        and status.weight_verified_at is not None
+        and _seconds_since(status.weight_verified_at, now) >= interval
+        and _seconds_since(status.last_measured_at, now) >= interval
+    )
+
+
+def record(
+    status: CanaryRolloutStatus, measurements: list[Measurement], analysis: AnalysisSpec, now: datetime
+) -> Verdict:
+    """Count one round of measurements and say whether to roll back or pause."""
+    stamp = _timestamp(now)
+    status.last_measured_at = stamp
+    tallies = {tally.name: tally for tally in status.tallies}
+    latest = {m.metric: m for m in status.measurements}
+    for m in measurements:
+        tally = tallies.setdefault(m.metric, MetricTally(name=m.metric))
+        if m.phase == "Error":
+            tally.errors += 1
+            tally.consecutive_errors += 1
+        else:
+            tally.consecutive_errors = 0
+            if m.phase == "Inconclusive":
+                tally.inconclusive += 1
+                tally.consecutive_inconclusive += 1
+            else:
+                tally.consecutive_inconclusive = 0
+                if m.phase == "Successful":
+                    tally.successful += 1
+                else:
+                    tally.failed += 1
+        latest[m.metric] = MeasurementStatus(
+            metric=m.metric,
+            phase=m.phase,
+            value=m.value,
+            threshold=m.threshold,
+            message=m.message,
+            measured_at=stamp,
+        )
+    status.tallies = [tallies[name] for name in sorted(tallies)]
+    status.measurements = [latest[name] for name in sorted(latest)]
+    for tally in status.tallies:
+        if tally.failed > analysis.failure_limit:
+            last = latest[tally.name]
+            return Verdict(
+                rollback=(
+                    f"metric {tally.name} failed {tally.failed} times (limit {analysis.failure_limit}): "
+                    f"{last.value or 'no value'} against {last.threshold or 'the baseline'}"
+                )
+            )
+    for tally in status.tallies:
+        if tally.consecutive_errors > analysis.consecutive_error_limit:
+            message = f"{tally.name}: {latest[tally.name].message}"
+            return Verdict(pause="MetricsUnavailable", pause_message=message)
+    for tally in status.tallies:
+        if tally.consecutive_inconclusive > analysis.inconclusive_limit:
+            message = (
+                f"{tally.name} had no data {tally.consecutive_inconclusive} times in a row: "
+                f"{latest[tally.name].message}; neither promoting nor rolling back"
+            )
+            return Verdict(pause="NoData", pause_message=message)
+    return Verdict()
+
+
+def advance(status: CanaryRolloutStatus, steps: list[Step], spec: CanaryRolloutSpec, now: datetime) -> bool:
+    """Move through every step whose work is done; True when all are done (time to promote)."""
+    if status.paused_reason:
+        return False
+    min_successful = spec.analysis.min_successful_measurements
+    all_metrics = [metric.name for metric in metrics_of(spec.analysis)]
+    while status.current_step_index < len(steps):
+        step = steps[status.current_step_index]
+        if step.kind == "setWeight":
+            if status.canary_weight != step.weight:
+                status.canary_weight = step.weight
+                status.stable_weight = 100 - step.weight
+                status.weight_verified_at = None
+                return False
+            if status.weight_verified_at is None:
+                return False
+        elif step.kind == "pause":
+            if step.duration_seconds is None:
+                return False
+            if _seconds_since(status.step_started_at, now) < step.duration_seconds:
+                return False
+        else:
+            if status.canary_weight == 0 or status.weight_verified_at is None:
+                return False
+            successes = {tally.name: tally.successful for tally in status.tallies}
+            wanted = step.metrics or tuple(all_metrics)
+            if any(successes.get(name, 0) < min_successful for name in wanted):
+                return False
+        start_step(status, status.current_step_index + 1, now)
+    return True
+
+
+def at_indefinite_pause(status: CanaryRolloutStatus, steps: list[Step]) -> bool:
+    index = status.current_step_index
+    return index < len(steps) and steps[index].kind == "pause" and steps[index].duration_seconds is None
+
+
+def canary_replicas(full: int, weight: int) -> int:
+    """Canary pods for a weight: at least one as soon as any traffic is asked for."""
+    return 0 if weight <= 0 else max(1, math.ceil(full * weight / 100))
+
+
+def stable_replicas(full: int, weight: int, canary_ready: int) -> int:
+    """Stable pods under replica-ratio routing: scaled down only as canary pods become Ready, so
+    serving capacity never drops below ``full`` and no extra GPU beyond the canary's is needed."""
+    floor_by_weight = full - math.floor(full * weight / 100)
+    return max(0, floor_by_weight, full - canary_ready)
+
+
+def conditions_for(
+    status: CanaryRolloutStatus, steps: list[Step], generation: int, detail: str, now: str
+) -> list[dict[str, Any]]:
+    """The five conditions, derived from the state so they can never disagree with it."""
+    phase = status.phase
+    step = status.current_step_index
+    where = f"step {min(step + 1, len(steps))}/{len(steps)}, canary weight {status.canary_weight}%"
+    conditions = [c.model_dump(mode="json", by_alias=True) for c in status.conditions]
+
+    def put(type_: str, state: Literal["True", "False", "Unknown"], reason: str, message: str) -> None:
+        nonlocal conditions
+        conditions = set_condition(conditions, type_, state, reason, message, generation, now)
+
+    indefinite = phase == "Progressing" and at_indefinite_pause(status, steps)
+    if phase == "Promoted":
+        put("Progressing", "False", "Promoted", detail or "the canary is the new stable")
+    elif phase == "RolledBack":
+        put("Progressing", "False", "RolledBack", detail)
+    elif phase == "Waiting":
+        put("Progressing", "False", "WaitingForRollout", detail)
+    elif status.paused_reason:
+        put("Progressing", "False", status.paused_reason, detail or where)
+    elif phase == "Promoting":
+        put("Progressing", "True", "Promoting", detail or "all steps passed")
+    else:
+        reason = "WaitingForPromote" if indefinite else "StepInProgress"
+        put("Progressing", "True", reason, detail or where)
+    if status.paused_reason:
+        put("Paused", "True", status.paused_reason, detail or where)
+    elif indefinite:
+        put("Paused", "True", "WaitingForPromote", f"{where}: `kubectl llmops rollout promote` continues")
+    else:
+        put("Paused", "False", "NotPaused", "")
+    promoted = phase == "Promoted"
+    put("Promoted", "True" if promoted else "False", "Promoted" if promoted else "NotPromoted", "")
+    if phase == "RolledBack":
+        reason = "Aborted" if detail.startswith("aborted") else "AnalysisFailed"
+        put("RolledBack", "True", reason, detail)
+    else:
+        put("RolledBack", "False", "NotRolledBack", "")
+    if promoted:
+        put("Ready", "True", "Promoted", detail or "the canary is the new stable")
+    else:
+        put("Ready", "False", phase or "Pending", detail or where)
+    return conditions

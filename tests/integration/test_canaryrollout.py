@@ -1,0 +1,393 @@
+"""CanaryRollout end to end: the operator, the local control plane, a real Prometheus scraping
+vLLM-compatible servers, a real MLflow registry, and a load generator splitting requests by the
+weights the operator actually set (the HTTPRoute's backendRefs, or the Ready pods of each side).
+
+kwok runs no containers, so each side's pods are stood in for by one simulator process; the scrape
+config gives its series the labels a ServiceMonitor would give the pods (namespace, pod, service,
+llmops_dev_llmdeployment, llmops_dev_model_version), so the operator's queries are the real ones.
+Every scenario runs in both routing modes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.simulator.loadgen import LoadGenerator
+from tests.simulator.vllm_sim import Behaviour, VLLMSimulator
+
+from .conftest import Cluster, MLflowServer, OperatorProcess, PrometheusServer, wait_for
+
+STABLE = "llama"
+CANARY = "llama-canary"
+INTERVAL = 4  # seconds between measurements
+GOOD = Behaviour(ttft_ms=40, itl_ms=10)  # e2e ~110 ms: p95 ~285 ms with vLLM's buckets
+SLOW = Behaviour(ttft_ms=120, itl_ms=30)  # three times slower: p95 ~490 ms
+FAILING = Behaviour(ttft_ms=40, itl_ms=10, failure_percent=5)
+MODES = ["replica-ratio", "gateway-api"]
+
+
+class World:
+    """One rollout's surroundings, started per test and torn down after it."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        namespace: str,
+        tmp_path: Path,
+        mlflow: MLflowServer,
+        mode: str,
+        canary_behaviour: Behaviour,
+    ) -> None:
+        self.cluster, self.namespace, self.mode, self.mlflow = cluster, namespace, mode, mlflow
+        self.model = f"m-{namespace}"
+        self.stable_sim = VLLMSimulator(STABLE, 0, Behaviour(**vars(GOOD))).start()
+        self.canary_sim = VLLMSimulator(STABLE, 0, Behaviour(**vars(canary_behaviour))).start()
+        self.prometheus = PrometheusServer(tmp_path / "prometheus", self._scrape_config())
+        self.operator = OperatorProcess(
+            namespace,
+            tmp_path / "operator.log",
+            env={
+                "LLMOPS_PROMETHEUS_URL": self.prometheus.url,
+                "LLMOPS_MLFLOW_TRACKING_URI": mlflow.uri,
+                "LLMOPS_ROLLOUT_TICK_SECONDS": "1",
+            },
+        )
+        self.stable_share_seen: list[float] = []
+        self.canary_traffic = True
+        self.load: LoadGenerator | None = None
+
+    def _scrape_config(self) -> dict[str, Any]:
+        def target(sim: VLLMSimulator, deployment: str, version: str) -> dict[str, Any]:
+            service = STABLE if self.mode == "replica-ratio" else deployment
+            return {
+                "targets": [f"127.0.0.1:{sim.port}"],
+                "labels": {
+                    "namespace": self.namespace,
+                    "pod": f"{deployment}-7d9f8b6c5d-x2x4z",
+                    "service": service,
+                    "llmops_dev_llmdeployment": deployment,
+                    "llmops_dev_model_version": version,
+                },
+            }
+
+        return {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [
+                {
+                    "job_name": "vllm",
+                    "static_configs": [
+                        target(self.stable_sim, STABLE, "1"),
+                        target(self.canary_sim, CANARY, "2"),
+                    ],
+                }
+            ],
+        }
+
+    # -- the data plane stand-in --------------------------------------------------------------
+
+    def canary_share(self) -> float:
+        if not self.canary_traffic:
+            share = 0.0
+        elif self.mode == "gateway-api":
+            route = self.cluster.get("httproute", "-n", self.namespace, "chat")
+            refs = route["spec"]["rules"][0]["backendRefs"]
+            weights = {ref["name"]: int(ref.get("weight", 1)) for ref in refs}
+            total = sum(weights.values())
+            share = weights.get(CANARY, 0) / total if total else 0.0
+        else:
+            canary, stable = self.ready(CANARY), self.ready(STABLE)
+            share = canary / (canary + stable) if canary + stable else 0.0
+        self.stable_share_seen.append(1.0 - share)
+        return share
+
+    def ready(self, deployment: str) -> int:
+        result = self.cluster.kubectl(
+            "get",
+            "deployment",
+            deployment,
+            "-n",
+            self.namespace,
+            "-o",
+            "jsonpath={.status.readyReplicas}",
+            check=False,
+        )
+        return int(result.stdout or 0) if result.returncode == 0 else 0
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def start(self, rollout_spec: dict[str, Any]) -> None:
+        version_1 = self.mlflow.register(self.model, "s3://models/llama/v1", alias="champion")
+        version_2 = self.mlflow.register(self.model, "s3://models/llama/v2")
+        assert (version_1, version_2) == ("1", "2")
+        self.prometheus.start()
+        self.operator.start()
+        stable = {
+            "apiVersion": "llmops.dev/v1alpha1",
+            "kind": "LLMDeployment",
+            "metadata": {"name": STABLE},
+            "spec": {"model": {"uri": f"models:/{self.model}@champion"}, "replicas": 2},
+        }
+        self.cluster.apply(stable, self.namespace)
+        if self.mode == "gateway-api":
+            route = {
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "HTTPRoute",
+                "metadata": {"name": "chat"},
+                "spec": {
+                    "parentRefs": [{"name": "inference-gateway"}],
+                    "rules": [{"backendRefs": [{"name": STABLE, "port": 8000}]}],
+                },
+            }
+            self.cluster.apply(route, self.namespace)
+        wait_for(lambda: self.ready(STABLE) == 2, timeout=60, what="the stable side Ready")
+        self.load = LoadGenerator(
+            f"http://127.0.0.1:{self.stable_sim.port}",
+            f"http://127.0.0.1:{self.canary_sim.port}",
+            self.canary_share,
+        ).start()
+        spec = {"targetRef": {"name": STABLE}, "canary": {"model": {"uri": f"models:/{self.model}/2"}}}
+        if self.mode == "gateway-api":
+            spec["trafficRouting"] = {"gatewayAPI": {"httpRoute": "chat"}}
+        spec.update(rollout_spec)
+        rollout = {
+            "apiVersion": "llmops.dev/v1alpha1",
+            "kind": "CanaryRollout",
+            "metadata": {"name": "upgrade"},
+            "spec": spec,
+        }
+        self.cluster.apply(rollout, self.namespace)
+
+    def stop(self) -> None:
+        if self.load is not None:
+            self.load.stop()
+        self.operator.stop()
+        self.prometheus.stop()
+        self.stable_sim.stop()
+        self.canary_sim.stop()
+
+    # -- reading the outcome -------------------------------------------------------------------
+
+    def rollout(self) -> dict[str, Any]:
+        return self.cluster.get("canaryrollout", "upgrade", "-n", self.namespace)
+
+    def condition(self, type_: str) -> dict[str, Any]:
+        conditions = (self.rollout().get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == type_), {})
+
+    def phase(self) -> str:
+        return str((self.rollout().get("status") or {}).get("phase", ""))
+
+    def wait_phase(self, phase: str, timeout: float = 120) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            rollout = self.rollout()
+            status = rollout.get("status") or {}
+            assert status.get("phase") not in {"Promoted", "RolledBack"} - {phase}, status
+            return rollout if status.get("phase") == phase else None
+
+        return dict(wait_for(reached, timeout=timeout, interval=0.5, what=f"phase {phase}"))
+
+
+def analysis(**overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "interval": f"{INTERVAL}s",
+        "metrics": [
+            {"name": "error-rate", "preset": "errorRate", "max": "1"},
+            {"name": "latency", "preset": "e2eLatencyP95", "max": "400"},
+        ],
+        "failureLimit": 1,
+    }
+    spec.update(overrides)
+    return spec
+
+
+STEPS = [{"setWeight": 50}, {"analysis": {}}, {"setWeight": 100}, {"analysis": {}}]
+
+
+@pytest.fixture
+def world(
+    cluster: Cluster,
+    namespace: str,
+    tmp_path: Path,
+    mlflow_server: MLflowServer,
+    request: pytest.FixtureRequest,
+) -> Iterator[World]:
+    mode, behaviour = request.param
+    handle = World(cluster, namespace, tmp_path, mlflow_server, mode, behaviour)
+    try:
+        yield handle
+    finally:
+        # Shown only when the test fails: where the rollout stood and what happened around it.
+        for what in (["canaryrollout", "-o", "yaml"], ["llmdeployment,deployment,httproute", "-o", "wide"]):
+            print(cluster.kubectl("get", "-n", namespace, *what, check=False).stdout)
+        print(cluster.kubectl("get", "events", "-n", namespace, "--sort-by=.lastTimestamp", check=False).stdout)
+        handle.stop()
+        assert "Traceback" not in handle.operator.logs(), handle.operator.logs()
+
+
+def worlds(behaviour: Behaviour, modes: list[str] = MODES) -> Any:
+    return pytest.mark.parametrize("world", [(mode, behaviour) for mode in modes], indirect=True, ids=modes)
+
+
+@worlds(GOOD)
+def test_good_canary_is_promoted_through_every_step(world: World) -> None:
+    world.start({"steps": STEPS, "analysis": analysis()})
+    weights_seen: set[int] = set()
+
+    def promoted() -> bool:
+        status = world.rollout().get("status") or {}
+        weights_seen.add(int(status.get("canaryWeight", 0)))
+        return status.get("phase") == "Promoted"
+
+    wait_for(promoted, timeout=150, what="promotion")
+    assert {50, 100} <= weights_seen
+    status = world.rollout()["status"]
+    assert {m["metric"]: m["phase"] for m in status["measurements"]} == {
+        "error-rate": "Successful",
+        "latency": "Successful",
+    }
+    assert all(m["value"] for m in status["measurements"]), status["measurements"]
+    assert world.condition("Promoted")["status"] == "True"
+    assert world.condition("Ready")["status"] == "True"
+    # The stable LLMDeployment now serves the canary's version, and the registry alias moved.
+    stable = world.cluster.get("llmdeployment", STABLE, "-n", world.namespace)
+    assert stable["spec"]["model"]["uri"] == f"models:/{world.model}/2"
+    assert stable["status"]["model"]["version"] == "2"
+    champion = world.mlflow.client().get_model_version_by_alias(world.model, "champion")
+    assert champion.version == "2"
+    # The canary is gone and the stable side is back at its own size.
+    canaries = world.cluster.get("llmdeployment", "-n", world.namespace, "-l", "llmops.dev/canary-of=llama")
+    assert canaries["items"] == []
+    wait_for(lambda: world.ready(STABLE) == 2, timeout=30, what="stable back at 2 replicas")
+    if world.mode == "gateway-api":
+        route = world.cluster.get("httproute", "chat", "-n", world.namespace)
+        weights = {ref["name"]: ref["weight"] for ref in route["spec"]["rules"][0]["backendRefs"]}
+        assert weights == {STABLE: 100, CANARY: 0}
+
+
+@pytest.mark.parametrize(
+    "world",
+    [(mode, fault) for fault in (SLOW, FAILING) for mode in MODES],
+    indirect=True,
+    ids=[f"{mode}-{name}" for name in ("latency-x3", "errors-5pct") for mode in MODES],
+)
+def test_bad_canary_is_rolled_back_within_two_intervals(world: World) -> None:
+    world.start({"steps": STEPS, "analysis": analysis(), "scaleDownDelay": "3s"})
+    first_failure: dict[str, Any] = {}
+
+    def rolled_back() -> bool:
+        rollout = world.rollout()
+        status = rollout.get("status") or {}
+        failed = [m for m in status.get("measurements") or [] if m["phase"] == "Failed"]
+        if failed and not first_failure:
+            first_failure.update(failed[0], seen=time.monotonic())
+        return status.get("phase") == "RolledBack"
+
+    wait_for(rolled_back, timeout=120, interval=0.25, what="a rollback")
+    decided = time.monotonic()
+    assert first_failure, "rolled back without a failed measurement in status"
+    assert decided - first_failure["seen"] <= 2 * INTERVAL + 2, decided - first_failure["seen"]
+    rolled = world.condition("RolledBack")
+    assert rolled["status"] == "True" and rolled["reason"] == "AnalysisFailed"
+    failing_metric = "latency" if world.canary_sim.behaviour.failure_percent == 0 else "error-rate"
+    assert failing_metric in rolled["message"], rolled["message"]
+    assert world.condition("Promoted")["status"] == "False"
+    # All traffic back on stable, the stable at full size, and it never stopped serving.
+    wait_for(lambda: world.canary_share() == 0.0, timeout=10, what="no traffic to the canary")
+    wait_for(lambda: world.ready(STABLE) == 2, timeout=30, what="stable back at 2 replicas")
+    assert world.load is not None and world.load.errors[0] == 0
+    assert min(world.stable_share_seen) > 0.0, "the stable side was left without traffic"
+    wait_for(lambda: world.ready(CANARY) == 0, timeout=30, what="the canary scaled to zero")
+    # The registry remembers the verdict; the champion alias did not move.
+    version = world.mlflow.client().get_model_version(world.model, "2")
+    assert version.tags.get("llmops.dev/verdict") == "rejected"
+    assert world.mlflow.client().get_model_version_by_alias(world.model, "champion").version == "1"
+    stable = world.cluster.get("llmdeployment", STABLE, "-n", world.namespace)
+    assert stable["spec"]["model"]["uri"] == f"models:/{world.model}@champion"
+    events = world.cluster.get("events", "-n", world.namespace, "--field-selector", "reason=RolledBack")
+    assert any(failing_metric in event["message"] for event in events["items"])
+
+
+@worlds(GOOD)
+def test_canary_without_traffic_pauses_with_no_data(world: World) -> None:
+    world.canary_traffic = False
+    world.start({"steps": STEPS, "analysis": analysis(inconclusiveLimit=1)})
+    paused = wait_for(
+        lambda: world.condition("Paused").get("reason") == "NoData", timeout=90, what="a NoData pause"
+    )
+    assert paused
+    # Three more intervals with no data: still paused, neither promoted nor rolled back.
+    time.sleep(3 * INTERVAL)
+    status = world.rollout()["status"]
+    assert status["phase"] == "Paused" and status["pausedReason"] == "NoData"
+    assert status["currentStepIndex"] == 1 and status["canaryWeight"] == 50
+    assert world.condition("Progressing")["reason"] == "NoData"
+    assert {m["phase"] for m in status["measurements"]} == {"Inconclusive"}
+    assert world.condition("Promoted")["status"] == "False"
+    assert world.condition("RolledBack")["status"] == "False"
+    # Traffic arrives: the rollout carries on by itself.
+    world.canary_traffic = True
+    world.wait_phase("Promoted", timeout=120)
+
+
+@worlds(GOOD)
+def test_prometheus_outage_pauses_and_the_rollout_resumes(world: World) -> None:
+    world.start(
+        {
+            "steps": STEPS,
+            "analysis": analysis(consecutiveErrorLimit=1, minSuccessfulMeasurements=2),
+        }
+    )
+    wait_for(
+        lambda: any(
+            m["phase"] == "Successful"
+            for m in (world.rollout().get("status") or {}).get("measurements") or []
+        ),
+        timeout=90,
+        what="a first successful measurement",
+    )
+    world.prometheus.stop()
+    wait_for(
+        lambda: world.condition("Paused").get("reason") == "MetricsUnavailable",
+        timeout=60,
+        what="a MetricsUnavailable pause",
+    )
+    status = world.rollout()["status"]
+    assert status["phase"] == "Paused"
+    assert {m["phase"] for m in status["measurements"]} == {"Error"}
+    assert "unreachable" in world.condition("Paused")["message"]
+    assert world.condition("RolledBack")["status"] == "False"
+    world.prometheus.start()
+    world.wait_phase("Promoted", timeout=150)
+
+
+@worlds(GOOD)
+def test_operator_killed_mid_step_resumes_at_that_step(world: World) -> None:
+    world.start(
+        {"steps": [{"setWeight": 50}, {"pause": {"duration": "12s"}}, *STEPS[2:]], "analysis": analysis()}
+    )
+    wait_for(
+        lambda: (world.rollout().get("status") or {}).get("currentStepIndex") == 1,
+        timeout=90,
+        what="the pause step",
+    )
+    before = world.rollout()["status"]
+    world.operator.kill()
+    time.sleep(3)
+    world.operator.start()
+    time.sleep(3)
+    after = world.rollout()["status"]
+    assert after["currentStepIndex"] == 1, after
+    assert after["stepStartedAt"] == before["stepStartedAt"]
+    canaries = world.cluster.get("llmdeployment", "-n", world.namespace, "-l", "llmops.dev/canary-of=llama")
+    assert [item["metadata"]["name"] for item in canaries["items"]] == [CANARY]
+    selector = f"llmops.dev/llmdeployment={CANARY}"
+    replica_sets = world.cluster.get("replicasets", "-n", world.namespace, "-l", selector)
+    assert len(replica_sets["items"]) == 1, "the canary was recreated or rolled"
+    world.wait_phase("Promoted", timeout=150)
+    started = world.cluster.get("events", "-n", world.namespace, "--field-selector", "reason=Started")
+    assert len(started["items"]) == 1, "the rollout started twice"

@@ -1,0 +1,76 @@
+"""A bounded load generator standing in for the data plane: it splits requests between the
+stable and canary servers by the weights the operator actually set in the cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+
+class LoadGenerator:
+    def __init__(
+        self,
+        stable_url: str,
+        canary_url: str,
+        canary_share: Callable[[], float],
+        rate_per_second: float = 20.0,
+        max_tokens: int = 8,
+    ) -> None:
+        self.urls = (stable_url, canary_url)
+        self.canary_share = canary_share
+        self.rate = rate_per_second
+        self.max_tokens = max_tokens
+        self.sent = [0, 0]
+        self.errors = [0, 0]
+        self._share = 0.0
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=16)
+        self._threads = [
+            threading.Thread(target=self._send_loop, daemon=True),
+            threading.Thread(target=self._weight_loop, daemon=True),
+        ]
+
+    def start(self) -> LoadGenerator:
+        self._share = self.canary_share()
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _weight_loop(self) -> None:
+        while not self._stop.wait(0.5):
+            with contextlib.suppress(Exception):  # a failed cluster read keeps the last split
+                self._share = self.canary_share()
+
+    def _send_loop(self) -> None:
+        period = 1.0 / self.rate
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            side = 1 if random.random() < self._share else 0
+            self._pool.submit(self._request, side)
+            next_at += period
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+    def _request(self, side: int) -> None:
+        self.sent[side] += 1
+        body = json.dumps({"model": "m", "prompt": "hello there", "max_tokens": self.max_tokens}).encode()
+        request = urllib.request.Request(
+            f"{self.urls[side]}/v1/completions", data=body, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                response.read()
+        except (urllib.error.URLError, OSError):
+            self.errors[side] += 1
