@@ -57,7 +57,6 @@ class World:
                 "LLMOPS_ROLLOUT_TICK_SECONDS": "1",
             },
         )
-        self.stable_share_seen: list[float] = []
         self.canary_traffic = True
         self.load: LoadGenerator | None = None
 
@@ -102,7 +101,6 @@ class World:
         else:
             canary, stable = self.ready(CANARY), self.ready(STABLE)
             share = canary / (canary + stable) if canary + stable else 0.0
-        self.stable_share_seen.append(1.0 - share)
         return share
 
     def ready(self, deployment: str) -> int:
@@ -278,8 +276,10 @@ def test_good_canary_is_promoted_through_every_step(world: World) -> None:
 def test_bad_canary_is_rolled_back_within_two_intervals(world: World) -> None:
     world.start({"steps": STEPS, "analysis": analysis(), "scaleDownDelay": "3s"})
     first_failure: dict[str, Any] = {}
+    stable_ready: list[int] = []
 
     def rolled_back() -> bool:
+        stable_ready.append(world.ready(STABLE))
         rollout = world.rollout()
         status = rollout.get("status") or {}
         failed = [m for m in status.get("measurements") or [] if m["phase"] == "Failed"]
@@ -300,7 +300,7 @@ def test_bad_canary_is_rolled_back_within_two_intervals(world: World) -> None:
     wait_for(lambda: world.canary_share() == 0.0, timeout=10, what="no traffic to the canary")
     wait_for(lambda: world.ready(STABLE) == 2, timeout=30, what="stable back at 2 replicas")
     assert world.load is not None and world.load.errors[0] == 0
-    assert min(world.stable_share_seen) > 0.0, "the stable side was left without traffic"
+    assert min(stable_ready) >= 1, "the stable side stopped serving"
     wait_for(lambda: world.ready(CANARY) == 0, timeout=30, what="the canary scaled to zero")
     # The registry remembers the verdict; the champion alias did not move.
     version = world.mlflow.client().get_model_version(world.model, "2")

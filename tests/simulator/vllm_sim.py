@@ -4,7 +4,7 @@ It emits vLLM's real metric names, labels and histogram buckets (``vllm:*`` with
 ``engine``; ``http_requests_total`` with ``handler``, ``method`` and ``status`` as vLLM's FastAPI
 instrumentator does), so the operator's PromQL runs unchanged against it. Latency is really spent
 (the client waits) and failures are injected deterministically: a 5% failure rate fails exactly
-one request in twenty.
+one request in twenty, starting with the first.
 
     python tests/simulator/vllm_sim.py --port 18001 --model llama --ttft-ms 40 --itl-ms 10
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ class VLLMSimulator:
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
+        self.server.handle_error = lambda *_: None  # type: ignore[method-assign]  # scrapers hang up
         self.port = self.server.server_address[1]
         self._thread: threading.Thread | None = None
         for metric in (self.running, self.waiting, self.kv_cache):
@@ -86,7 +88,7 @@ class VLLMSimulator:
         with self._lock:
             self._count += 1
             n, rate = self._count, self.behaviour.failure_percent
-        return int(n * rate / 100) > int((n - 1) * rate / 100)
+        return math.ceil(n * rate / 100) > math.ceil((n - 1) * rate / 100)  # from the first request
 
     def complete(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """One completion: the latency is spent, then recorded the way vLLM records it."""
