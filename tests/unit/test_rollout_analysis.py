@@ -78,7 +78,12 @@ LATENCY = MetricCheck(name="latency", preset="e2eLatencyP95", max="400")
     ("recording", "metric", "phase", "value"),
     [
         ("error-rate-canary", ERROR_RATE, "Failed", "6.25"),
-        ("error-rate-canary", MetricCheck(name="error-rate", preset="errorRate", max="10"), "Successful", "6.25"),
+        (
+            "error-rate-canary",
+            MetricCheck(name="error-rate", preset="errorRate", max="10"),
+            "Successful",
+            "6.25",
+        ),
         ("latency-canary", LATENCY, "Successful", "285"),
         ("latency-canary", MetricCheck(name="latency", preset="e2eLatencyP95", max="200"), "Failed", "285"),
         ("latency-canary", MetricCheck(name="latency", preset="e2eLatencyP95", min="300"), "Failed", "285"),
@@ -101,7 +106,8 @@ def test_recorded_answers_become_the_four_outcomes(
 
 def test_every_series_must_pass(prometheus: Recorded) -> None:
     """A query left unaggregated returns a value per pod; one bad pod fails the measurement."""
-    query = "sum by (llmops_dev_llmdeployment) (rate(vllm:request_success_total[4s]) or vllm:num_requests_running)"
+    rate = "rate(vllm:request_success_total[4s])"
+    query = f"sum by (llmops_dev_llmdeployment) ({rate} or vllm:num_requests_running)"
     metric = MetricCheck(name="rps", query=query, max="0.5")
     result = measure(prometheus.answer("per-series"), metric, VARIABLES, 4)
     assert result.phase == "Failed"

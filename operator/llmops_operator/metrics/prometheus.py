@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
+from urllib3.util.retry import Retry
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 
@@ -17,7 +18,11 @@ QUERY_TIMEOUT_SECONDS = 10
 class PrometheusProvider:
     def __init__(self, url: str) -> None:
         self.url = url
-        self._client = PrometheusConnect(url=url, disable_ssl=True, timeout=QUERY_TIMEOUT_SECONDS)
+        # No client-side retries: a failed query is an Error measurement, and the next analysis
+        # interval is the retry (the library's default backoff would stall a tick for seconds).
+        self._client = PrometheusConnect(
+            url=url, disable_ssl=True, timeout=QUERY_TIMEOUT_SECONDS, retry=Retry(total=0)
+        )
 
     def _call(self, function: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         try:
