@@ -9,6 +9,9 @@ KUBECONFIG_FILE := .cluster/kubeconfig
 DEMO_NAMESPACE ?= llmops-demo
 MLFLOW_PORT ?= 35000
 export LLMOPS_MLFLOW_TRACKING_URI ?= http://127.0.0.1:$(MLFLOW_PORT)
+PROMETHEUS_PORT ?= 39090
+export LLMOPS_PROMETHEUS_URL ?= http://127.0.0.1:$(PROMETHEUS_PORT)
+export PROMETHEUS_PORT DEMO_NAMESPACE
 
 .PHONY: help venv tools cluster cluster-down crds crds-check lint test test-unit test-integration run operator stop
 
@@ -23,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed ## Python virtual environment with the operator and dev tools
 
-tools: ## build and cache kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd and kwok
+tools: ## build or fetch and cache the Kubernetes binaries, etcd, kwok, Prometheus and the Gateway API CRDs
 	tools/build-tools.sh
 
 cluster: ## start the local control plane (no-op when up); kubeconfig in .cluster/kubeconfig
@@ -55,6 +58,7 @@ test: venv lint crds-check cluster ## lint, unit tests, and integration tests on
 run: venv cluster ## the local control plane, MLflow, the CRDs, the operator and the samples
 	tools/mlflow.sh start .cluster/mlflow $(MLFLOW_PORT)
 	$(PY) tools/seed_registry.py $(LLMOPS_MLFLOW_TRACKING_URI)
+	$(PY) tools/demo_dataplane.py start
 	$(KUBECTL) --kubeconfig $(KUBECONFIG_FILE) apply --server-side -f crds/
 	$(KUBECTL) --kubeconfig $(KUBECONFIG_FILE) wait --for=condition=Established crd -l app.kubernetes.io/name=llmops-operator
 	tools/operator.sh start
@@ -66,11 +70,13 @@ run: venv cluster ## the local control plane, MLflow, the CRDs, the operator and
 	@echo "  export KUBECONFIG=$$PWD/$(KUBECONFIG_FILE)"
 	@echo "  $(KUBECTL) get llmops -n $(DEMO_NAMESPACE) -o wide"
 	@echo "  $(KUBECTL) get llmdeployments,canaryrollouts,driftmonitors -n $(DEMO_NAMESPACE) --watch"
-	@echo "MLflow: $(LLMOPS_MLFLOW_TRACKING_URI)   Stop everything: make cluster-down"
+	@echo "  PATH=$$PWD/$(VENV)/bin:$$PATH $(KUBECTL) llmops -n $(DEMO_NAMESPACE) rollout get llama-8b-v2 --watch"
+	@echo "MLflow: $(LLMOPS_MLFLOW_TRACKING_URI)   Prometheus: $(LLMOPS_PROMETHEUS_URL)   Stop everything: make cluster-down"
 
 operator: venv ## run the operator in the foreground against .cluster/kubeconfig
 	KUBECONFIG=$(KUBECONFIG_FILE) $(VENV)/bin/llmops-operator --log-format plain
 
-stop: ## stop the operator and MLflow started by make run
+stop: ## stop the operator, MLflow, Prometheus and the simulators started by make run
 	tools/operator.sh stop
 	tools/mlflow.sh stop .cluster/mlflow
+	@if [ -x $(PY) ]; then $(PY) tools/demo_dataplane.py stop; fi

@@ -15,18 +15,20 @@ ALIAS = "champion"
 
 
 def main(tracking_uri: str) -> None:
+    """Version 1 is the champion the demo LLMDeployment serves; version 2 is what the demo
+    CanaryRollout ships."""
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    try:
-        version = client.get_model_version_by_alias(MODEL, ALIAS)
-        print(f"models:/{MODEL}@{ALIAS} is version {version.version}")
-        return
-    except MlflowException:
-        pass
     if not client.search_registered_models(filter_string=f"name = '{MODEL}'"):
         client.create_registered_model(MODEL, description="Demo model for make run")
-    version = client.create_model_version(MODEL, f"s3://models/{MODEL}/1")
-    client.set_registered_model_alias(MODEL, ALIAS, version.version)
-    print(f"registered models:/{MODEL}@{ALIAS} as version {version.version}")
+    versions = client.search_model_versions(filter_string=f"name = '{MODEL}'")
+    for number in range(len(versions) + 1, 3):
+        client.create_model_version(MODEL, f"s3://models/{MODEL}/{number}")
+    try:
+        version = client.get_model_version_by_alias(MODEL, ALIAS)
+    except MlflowException:
+        client.set_registered_model_alias(MODEL, ALIAS, "1")
+        version = client.get_model_version_by_alias(MODEL, ALIAS)
+    print(f"models:/{MODEL}@{ALIAS} is version {version.version}; versions 1 and 2 registered")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@ Every scenario runs in both routing modes.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +23,7 @@ import pytest
 from tests.simulator.loadgen import LoadGenerator
 from tests.simulator.vllm_sim import Behaviour, VLLMSimulator
 
-from .conftest import Cluster, MLflowServer, OperatorProcess, PrometheusServer, wait_for
+from .conftest import KUBECTL, Cluster, MLflowServer, OperatorProcess, PrometheusServer, wait_for
 
 STABLE = "llama"
 CANARY = "llama-canary"
@@ -29,6 +32,7 @@ GOOD = Behaviour(ttft_ms=40, itl_ms=10)  # e2e ~110 ms: p95 ~285 ms with vLLM's 
 SLOW = Behaviour(ttft_ms=120, itl_ms=30)  # three times slower: p95 ~490 ms
 FAILING = Behaviour(ttft_ms=40, itl_ms=10, failure_percent=5)
 MODES = ["replica-ratio", "gateway-api"]
+PLUGIN_DIR = Path(sys.executable).parent  # where the kubectl-llmops console script is installed
 
 
 class World:
@@ -222,7 +226,8 @@ def world(
         # Shown only when the test fails: where the rollout stood and what happened around it.
         for what in (["canaryrollout", "-o", "yaml"], ["llmdeployment,deployment,httproute", "-o", "wide"]):
             print(cluster.kubectl("get", "-n", namespace, *what, check=False).stdout)
-        print(cluster.kubectl("get", "events", "-n", namespace, "--sort-by=.lastTimestamp", check=False).stdout)
+        events = cluster.kubectl("get", "events", "-n", namespace, "--sort-by=.lastTimestamp", check=False)
+        print(events.stdout)
         handle.stop()
         assert "Traceback" not in handle.operator.logs(), handle.operator.logs()
 
@@ -391,3 +396,83 @@ def test_operator_killed_mid_step_resumes_at_that_step(world: World) -> None:
     world.wait_phase("Promoted", timeout=150)
     started = world.cluster.get("events", "-n", world.namespace, "--field-selector", "reason=Started")
     assert len(started["items"]) == 1, "the rollout started twice"
+
+
+def cli(world: World, *args: str) -> str:
+    """``kubectl llmops ...`` through the real kubectl, which finds the plugin on PATH."""
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(world.cluster.kubeconfig),
+        "PATH": f"{PLUGIN_DIR}:{os.environ['PATH']}",
+    }
+    result = subprocess.run(
+        [str(KUBECTL), "llmops", "-n", world.namespace, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@worlds(GOOD, modes=["replica-ratio"])
+def test_manual_control_and_one_rollout_per_target(world: World) -> None:
+    world.start({"steps": [{"setWeight": 50}, {"pause": {}}, *STEPS[2:]], "analysis": analysis()})
+    wait_for(
+        lambda: world.condition("Paused").get("reason") == "WaitingForPromote", timeout=90, what="the pause"
+    )
+    view = cli(world, "rollout", "get", "upgrade")
+    assert "->   2. pause (until promoted)" in view
+    assert "canary 50%  stable 50%" in view
+    assert "error-rate" in view or "Metrics:" not in view
+
+    # A second rollout of the same LLMDeployment waits for the first.
+    second = {
+        "apiVersion": "llmops.dev/v1alpha1",
+        "kind": "CanaryRollout",
+        "metadata": {"name": "other"},
+        "spec": {
+            "targetRef": {"name": STABLE},
+            "canary": {"engine": {"extraArgs": ["--enable-prefix-caching"]}},
+        },
+    }
+    world.cluster.apply(second, world.namespace)
+
+    def other() -> dict[str, Any]:
+        return world.cluster.get("canaryrollout", "other", "-n", world.namespace).get("status") or {}
+
+    wait_for(lambda: other().get("phase") == "Waiting", timeout=30, what="the second rollout waiting")
+    progressing = next(c for c in other()["conditions"] if c["type"] == "Progressing")
+    assert progressing["reason"] == "WaitingForRollout" and "upgrade" in progressing["message"]
+
+    cli(world, "rollout", "pause", "upgrade")
+    wait_for(lambda: world.condition("Paused").get("reason") == "Manual", timeout=30, what="a manual pause")
+    cli(world, "rollout", "resume", "upgrade")
+    wait_for(
+        lambda: world.condition("Paused").get("reason") == "WaitingForPromote", timeout=30, what="resumed"
+    )
+
+    # Abort: everything back on stable; the waiting rollout takes its turn.
+    cli(world, "rollout", "abort", "upgrade")
+    world.wait_phase("RolledBack", timeout=30)
+    assert world.condition("RolledBack")["reason"] == "Aborted"
+    wait_for(
+        lambda: other().get("phase") in ("Progressing", "Paused"),
+        timeout=60,
+        what="the second rollout started",
+    )
+    cli(world, "rollout", "abort", "other")
+    wait_for(lambda: other().get("phase") == "RolledBack", timeout=30, what="the second rollout aborted")
+
+    # Retry the first from the start, promote it past its pause, and it completes.
+    cli(world, "rollout", "retry", "upgrade")
+    wait_for(
+        lambda: world.condition("Paused").get("reason") == "WaitingForPromote",
+        timeout=90,
+        what="the pause again",
+    )
+    cli(world, "rollout", "promote", "upgrade")
+    world.wait_phase("Promoted", timeout=120)
+    final = cli(world, "rollout", "get", "upgrade", "--watch")  # returns at once: the rollout has ended
+    assert "Status:    Promoted" in final and "done 3. setWeight 100%" in final

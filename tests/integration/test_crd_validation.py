@@ -94,7 +94,7 @@ def test_kubectl_get_shows_useful_columns_short_names_and_category(cluster: Clus
         [
             "llmdeployment.llmops.dev/llama-8b",
             "llmdeployment.llmops.dev/llama-70b",
-            "canaryrollout.llmops.dev/llama-8b-v7",
+            "canaryrollout.llmops.dev/llama-8b-v2",
             "driftmonitor.llmops.dev/llama-8b-drift",
         ]
     )

@@ -128,8 +128,9 @@ class CanaryRolloutController:
         spec: CanaryRolloutSpec,
         replicas: int,
         shares_service: bool,
-    ) -> dict[str, Any]:
-        """The canary LLMDeployment: the target's spec with the overlay, owned by the rollout."""
+    ) -> dict[str, Any] | None:
+        """The canary LLMDeployment: the target's spec with the overlay, owned by the rollout.
+        None while another (ended) rollout's canary of the same target is still being removed."""
         target_name = target["metadata"]["name"]
         canary_spec = merged(target.get("spec") or {}, canary_overlay(spec))
         canary_spec["replicas"] = replicas
@@ -157,8 +158,15 @@ class CanaryRolloutController:
             "spec": canary_spec,
         }
         live = self.kube.get("LLMDeployment", meta["namespace"], canary_name(target_name))
-        if live is not None and contains(live, desired):
-            return live
+        if live is not None:
+            refs = live["metadata"].get("ownerReferences") or []
+            owner: dict[str, Any] = next((ref for ref in refs if ref.get("controller")), {})
+            if owner.get("uid") != meta["uid"]:  # an ended rollout's canary: it goes before ours comes
+                if not live["metadata"].get("deletionTimestamp"):
+                    self.kube.delete("LLMDeployment", meta["namespace"], canary_name(target_name))
+                return None
+            if contains(live, desired):
+                return live
         return self.kube.apply(desired)
 
     def _scale_canary(self, namespace: str, target: str, replicas: int) -> None:
@@ -276,6 +284,10 @@ class _Tick:
             status.phase = "Waiting"
             return invalid
         if status.phase in ("", "Waiting"):
+            conditions = (target.get("status") or {}).get("conditions") or []
+            if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                status.phase = "Waiting"  # a canary is judged against a stable that serves
+                return f"waiting for LLMDeployment {self.target} to be Ready"
             status.phase = "Progressing"
             status.canary_name = canary_name(self.target)
             status.stable_version = str((target.get("status") or {}).get("model", {}).get("version", ""))
@@ -289,6 +301,8 @@ class _Tick:
             canary = self.c._apply_canary(
                 self.body, target, self.spec, progress.canary_replicas(full, weight), router.shares_service
             )
+            if canary is None:
+                return f"waiting for the previous canary {canary_name(self.target)} to be deleted"
             status.canary_version = str((canary.get("status") or {}).get("model", {}).get("version", ""))
             sides = self.c._sides(self.namespace, self.target, full)
             status.stable_replicas = router.stable_replicas(weight, sides)

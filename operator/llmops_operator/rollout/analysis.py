@@ -28,6 +28,7 @@ _VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # ServiceMonitor): which LLMDeployment it belongs to, so canary and stable are told apart by name.
 _SELECTOR = 'namespace="{{namespace}}",llmops_dev_llmdeployment="{{canary}}"'
 _REQUESTS = _SELECTOR + ',handler=~"/v1/.*"'  # API calls only, not scrapes or probes
+_WINDOW = "{{interval}}"
 
 
 def _quantile_ms(histogram: str) -> str:
@@ -48,8 +49,8 @@ PRESETS: dict[MetricPreset, Preset] = {
     "errorRate": Preset(
         query=(
             # No 5xx series yet means no errors (0), while no requests at all stays no data.
-            f'100 * (sum(rate(http_requests_total{{{_REQUESTS},status="5xx"}}[{{{{interval}}}}])) or vector(0))'
-            f" / sum(rate(http_requests_total{{{_REQUESTS}}}[{{{{interval}}}}]))"
+            f'100 * (sum(rate(http_requests_total{{{_REQUESTS},status="5xx"}}[{_WINDOW}])) or vector(0))'
+            f" / sum(rate(http_requests_total{{{_REQUESTS}}}[{_WINDOW}]))"
         ),
         max="1",
         unit="%",

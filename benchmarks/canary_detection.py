@@ -1,0 +1,247 @@
+"""How fast a CanaryRollout notices a bad canary and takes its traffic away.
+
+A good canary runs at 50% until it has one successful measurement; then its simulator turns three
+times slower. The script polls Prometheus (the operator's own p95 query) and the rollout, and prints
+per routing mode:
+- visible: from the slowdown to the first bad p95 value Prometheus returns;
+- first failed measurement: from visible to the operator recording a Failed measurement;
+- decided: from the first failed measurement to the rollout's RolledBack status (with
+  failureLimit 0 they coincide; with failureLimit N, N more intervals);
+- applied: from the decision to no canary traffic (the HTTPRoute's canary weight read back as 0,
+  or no Ready canary pod behind the shared Service);
+- Prometheus queries the operator sent per analysis interval.
+
+Usage: .venv/bin/python benchmarks/canary_detection.py [--interval 10] [--failure-limit 0]
+Needs `make cluster` (started if absent), the CRDs, and `make tools` (Prometheus). Prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "operator"))
+
+from tests.integration.conftest import (  # noqa: E402
+    KUBECONFIG,
+    Cluster,
+    MLflowServer,
+    OperatorProcess,
+    PrometheusServer,
+)
+from tests.simulator.loadgen import LoadGenerator  # noqa: E402
+from tests.simulator.vllm_sim import Behaviour, VLLMSimulator  # noqa: E402
+
+from llmops_operator.rollout.analysis import PRESETS, render_query  # noqa: E402
+
+THRESHOLD_MS = 400
+
+
+def prometheus_value(url: str, query: str) -> float | None:
+    with urllib.request.urlopen(f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": query})) as answer:
+        result = json.load(answer)["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+def operator_queries(url: str) -> float:
+    """Instant and range queries Prometheus answered so far (its own counter)."""
+    total = 0.0
+    for handler in ("/api/v1/query", "/api/v1/query_range"):
+        value = prometheus_value(url, f'sum(prometheus_http_requests_total{{handler="{handler}"}})')
+        total += value or 0.0
+    return total
+
+
+def run(
+    mode: str, interval: int, failure_limit: int, cluster: Cluster, mlflow: MLflowServer
+) -> dict[str, float]:
+    namespace = f"bench-canary-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", namespace)
+    work = Path(tempfile.mkdtemp(prefix="canary-bench-"))
+    stable_sim = VLLMSimulator("llama", 0, Behaviour(ttft_ms=40, itl_ms=10)).start()
+    canary_sim = VLLMSimulator("llama", 0, Behaviour(ttft_ms=40, itl_ms=10)).start()
+
+    def target(sim: VLLMSimulator, name: str) -> dict[str, Any]:
+        labels = {"namespace": namespace, "pod": f"{name}-0", "llmops_dev_llmdeployment": name}
+        return {"targets": [f"127.0.0.1:{sim.port}"], "labels": labels}
+
+    prometheus = PrometheusServer(
+        work / "prometheus",
+        {
+            "global": {"scrape_interval": "1s"},
+            "scrape_configs": [
+                {
+                    "job_name": "vllm",
+                    "static_configs": [target(stable_sim, "llama"), target(canary_sim, "llama-canary")],
+                }
+            ],
+        },
+    )
+    prometheus.start()
+    operator = OperatorProcess(
+        namespace,
+        work / "operator.log",
+        env={
+            "LLMOPS_PROMETHEUS_URL": prometheus.url,
+            "LLMOPS_MLFLOW_TRACKING_URI": mlflow.uri,
+            "LLMOPS_ROLLOUT_TICK_SECONDS": "1",
+        },
+    )
+    operator.start()
+    model = f"bench-{namespace}"
+    mlflow.register(model, "s3://m/1", alias="champion")
+    mlflow.register(model, "s3://m/2")
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "llmops.dev/v1alpha1",
+            "kind": "LLMDeployment",
+            "metadata": {"name": "llama"},
+            "spec": {"model": {"uri": f"models:/{model}@champion"}, "replicas": 2},
+        }
+    ]
+    rollout_spec: dict[str, Any] = {
+        "targetRef": {"name": "llama"},
+        "canary": {"model": {"uri": f"models:/{model}/2"}},
+        "steps": [{"setWeight": 50}, {"pause": {}}],
+        "analysis": {
+            "interval": f"{interval}s",
+            "metrics": [{"name": "latency", "preset": "e2eLatencyP95", "max": str(THRESHOLD_MS)}],
+            "failureLimit": failure_limit,
+        },
+    }
+    if mode == "gateway-api":
+        docs.append(
+            {
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "HTTPRoute",
+                "metadata": {"name": "chat"},
+                "spec": {"rules": [{"backendRefs": [{"name": "llama", "port": 8000}]}]},
+            }
+        )
+        rollout_spec["trafficRouting"] = {"gatewayAPI": {"httpRoute": "chat"}}
+    cluster.apply(docs, namespace)
+
+    def get(*args: str) -> dict[str, Any]:
+        return cluster.get(*args, "-n", namespace)
+
+    def ready(name: str) -> int:
+        found = cluster.kubectl(
+            "get", "deployment", name, "-n", namespace, "-o", "jsonpath={.status.readyReplicas}", check=False
+        )
+        return int(found.stdout or 0) if found.returncode == 0 else 0
+
+    def canary_share() -> float:
+        if mode == "gateway-api":
+            refs = get("httproute", "chat")["spec"]["rules"][0]["backendRefs"]
+            weights = {ref["name"]: int(ref.get("weight", 1)) for ref in refs}
+            return weights.get("llama-canary", 0) / max(1, sum(weights.values()))
+        canary, stable = ready("llama-canary"), ready("llama")
+        return canary / (canary + stable) if canary + stable else 0.0
+
+    while ready("llama") < 2:
+        time.sleep(0.5)
+    load = LoadGenerator(
+        f"http://127.0.0.1:{stable_sim.port}", f"http://127.0.0.1:{canary_sim.port}", canary_share
+    ).start()
+    cluster.apply(
+        {
+            "apiVersion": "llmops.dev/v1alpha1",
+            "kind": "CanaryRollout",
+            "metadata": {"name": "r"},
+            "spec": rollout_spec,
+        },
+        namespace,
+    )
+
+    def status() -> dict[str, Any]:
+        return get("canaryrollout", "r").get("status") or {}
+
+    while not any(m["phase"] == "Successful" for m in status().get("measurements") or []):
+        time.sleep(0.5)
+    queries_before, started = operator_queries(prometheus.url), time.monotonic()
+    query = render_query(
+        PRESETS["e2eLatencyP95"].query,
+        {"canary": "llama-canary", "stable": "llama", "namespace": namespace, "interval": f"{interval}s"},
+    )
+    canary_sim.behaviour.ttft_ms, canary_sim.behaviour.itl_ms = 120, 30  # three times slower
+    slowed = time.monotonic()
+    own_queries = 0
+    marks: dict[str, float] = {}
+    while "applied" not in marks:
+        now = time.monotonic()
+        if "visible" not in marks:
+            value = prometheus_value(prometheus.url, query)
+            own_queries += 1
+            if value is not None and value > THRESHOLD_MS:
+                marks["visible"] = now
+        current = status()
+        if "failed" not in marks and any(m["phase"] == "Failed" for m in current.get("measurements") or []):
+            marks["failed"] = now
+        if "decided" not in marks and current.get("phase") == "RolledBack":
+            marks["decided"] = now
+        if "decided" in marks and canary_share() == 0.0:
+            marks["applied"] = time.monotonic()
+        if now - slowed > 20 * interval:
+            raise SystemExit(f"{mode}: no rollback within {20 * interval}s; see {work / 'operator.log'}")
+        time.sleep(0.1)
+    elapsed_intervals = (time.monotonic() - started) / interval
+    operator_sent = (
+        operator_queries(prometheus.url) - queries_before - own_queries - 2
+    )  # minus this count's own 2
+    load.stop()
+    operator.stop()
+    prometheus.stop()
+    stable_sim.stop()
+    canary_sim.stop()
+    cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    visible = marks.get("visible", marks["failed"])
+    return {
+        "visible_s": visible - slowed,
+        "first_failed_s": marks["failed"] - visible,
+        "decided_s": marks["decided"] - marks["failed"],
+        "applied_s": marks["applied"] - marks["decided"],
+        "slowdown_to_applied_s": marks["applied"] - slowed,
+        "queries_per_interval": operator_sent / max(elapsed_intervals, 1e-9),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--interval", type=int, default=10)
+    parser.add_argument("--failure-limit", type=int, default=0)
+    parser.add_argument("--modes", nargs="*", default=["replica-ratio", "gateway-api"])
+    args = parser.parse_args()
+    subprocess.run([str(ROOT / "tools" / "cluster.sh"), "up"], check=True)
+    cluster = Cluster(KUBECONFIG)
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    mlflow = MLflowServer(Path(tempfile.mkdtemp(prefix="canary-bench-mlflow-")))
+    mlflow.start()
+    try:
+        print(
+            f"analysis interval {args.interval}s, failureLimit {args.failure_limit}, "
+            f"threshold p95 <= {THRESHOLD_MS} ms"
+        )
+        for mode in args.modes:
+            figures = run(mode, args.interval, args.failure_limit, cluster, mlflow)
+            text = ", ".join(f"{key} {value:.2f}" for key, value in figures.items())
+            in_intervals = (figures["first_failed_s"] + figures["decided_s"]) / args.interval
+            print(f"{mode}: {text}; visible-to-decided {in_intervals:.2f} intervals")
+    finally:
+        mlflow.stop()
+
+
+if __name__ == "__main__":
+    main()

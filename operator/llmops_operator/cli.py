@@ -1,0 +1,142 @@
+"""``kubectl llmops``: watch and steer CanaryRollouts from a terminal.
+
+    kubectl llmops rollout get NAME [--watch]
+    kubectl llmops rollout promote|abort|retry|pause|resume NAME
+
+Installed as the console script ``kubectl-llmops``, which kubectl finds on PATH as a plugin.
+Requests are an annotation (``llmops.dev/request: VERB:NONCE``) the operator acts on once, so they
+are declarative, audited by the API server, and work with nothing but RBAC on the rollout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any, cast
+
+from kubernetes import client, config
+
+from . import GROUP, VERSION
+from .handlers.canaryrollout import REQUEST_ANNOTATION
+from .rollout.progress import REQUESTS, plan
+
+TERMINAL = ("Promoted", "RolledBack")
+MARKS = {"Successful": "ok", "Failed": "FAIL", "Inconclusive": "no data", "Error": "error"}
+
+
+def _step_text(kind: str, weight: int, duration: float | None, metrics: tuple[str, ...]) -> str:
+    if kind == "setWeight":
+        return f"setWeight {weight}%"
+    if kind == "pause":
+        return "pause (until promoted)" if duration is None else f"pause {duration:g}s"
+    return "analysis" + (f" ({', '.join(metrics)})" if metrics else "")
+
+
+def render_rollout(rollout: dict[str, Any]) -> str:
+    """The live view: steps with the current one marked, the split, each metric against its
+    threshold, and the conditions that say why it stands where it stands."""
+    from .api.canaryrollout import CanaryRolloutSpec
+
+    meta, status = rollout["metadata"], rollout.get("status") or {}
+    spec = CanaryRolloutSpec.model_validate(rollout.get("spec") or {})
+    steps = plan(spec)
+    current = int(status.get("currentStepIndex") or 0)
+    phase = status.get("phase") or "Pending"
+    paused = f" ({status['pausedReason']})" if status.get("pausedReason") else ""
+    lines = [
+        f"Name:      {meta['name']}  (namespace {meta.get('namespace', '')})",
+        f"Target:    {spec.target_ref.name}  ->  canary {status.get('canaryName') or '-'}",
+        f"Status:    {phase}{paused}",
+        f"Versions:  stable {status.get('stableVersion') or '-'}"
+        f"  canary {status.get('canaryVersion') or '-'}",
+        f"Traffic:   canary {status.get('canaryWeight', 0)}%  stable {status.get('stableWeight', 100)}%",
+        "Steps:",
+    ]
+    for index, step in enumerate(steps):
+        if phase in TERMINAL or index < current:
+            mark = "  done " if phase == "Promoted" or index < current else "       "
+        else:
+            mark = "  ->   " if index == current else "       "
+        lines.append(
+            f"{mark}{index + 1}. {_step_text(step.kind, step.weight, step.duration_seconds, step.metrics)}"
+        )
+    tallies = {t["name"]: t for t in status.get("tallies") or []}
+    measurements = status.get("measurements") or []
+    if measurements:
+        lines.append("Metrics:")
+        width = max(len(m["metric"]) for m in measurements)
+        for m in measurements:
+            tally = tallies.get(m["metric"], {})
+            counts = f"ok {tally.get('successful', 0)} fail {tally.get('failed', 0)} "
+            counts += f"nodata {tally.get('inconclusive', 0)} err {tally.get('errors', 0)}"
+            value = f"{m.get('value') or '-'} (want {m.get('threshold') or '-'})"
+            line = f"  {m['metric']:<{width}}  {MARKS.get(m['phase'], m['phase']):<8} {value}"
+            lines.append(f"{line}  [{counts}]")
+            if m.get("message") and m["phase"] != "Successful":
+                lines.append(f"  {'':<{width}}  {m['message']}")
+    lines.append("Conditions:")
+    for condition in status.get("conditions") or []:
+        message = f"  {condition.get('message')}" if condition.get("message") else ""
+        lines.append(
+            f"  {condition['type']:<12} {condition['status']:<7} {condition.get('reason', '')}{message}"
+        )
+    return "\n".join(lines)
+
+
+class Rollouts:
+    def __init__(self, namespace: str | None, kubeconfig: str | None) -> None:
+        config.load_kube_config(config_file=kubeconfig)
+        self.api = client.CustomObjectsApi()
+        if namespace is None:
+            _, context = config.list_kube_config_contexts(config_file=kubeconfig)
+            namespace = (context or {}).get("context", {}).get("namespace") or "default"
+        self.namespace = namespace
+
+    def get(self, name: str) -> dict[str, Any]:
+        found = self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, "canaryrollouts", name)
+        return cast(dict[str, Any], found)
+
+    def request(self, name: str, verb: str) -> None:
+        patch = {"metadata": {"annotations": {REQUEST_ANNOTATION: f"{verb}:{time.time_ns()}"}}}
+        self.api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, "canaryrollouts", name, patch)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kubectl llmops", description="Watch and steer CanaryRollouts.")
+    parser.add_argument("-n", "--namespace", default=None)
+    parser.add_argument("--kubeconfig", default=None)
+    commands = parser.add_subparsers(dest="resource", required=True)
+    rollout = commands.add_parser("rollout", help="CanaryRollout commands")
+    verbs = rollout.add_subparsers(dest="verb", required=True)
+    get = verbs.add_parser("get", help="show a rollout: steps, weights, each metric against its threshold")
+    get.add_argument("name")
+    get.add_argument("-w", "--watch", action="store_true", help="redraw until the rollout ends")
+    get.add_argument("--interval", type=float, default=2.0)
+    for verb in REQUESTS:
+        verbs.add_parser(verb, help=f"ask the operator to {verb} the rollout").add_argument("name")
+    args = parser.parse_args(argv)
+    try:
+        rollouts = Rollouts(args.namespace, args.kubeconfig)
+        if args.verb != "get":
+            rollouts.request(args.name, args.verb)
+            print(f"canaryrollout/{args.name}: {args.verb} requested")
+            return 0
+        while True:
+            view = rollouts.get(args.name)
+            if args.watch and sys.stdout.isatty():
+                sys.stdout.write("\033[H\033[2J")
+            print(render_rollout(view), flush=True)
+            if not args.watch or (view.get("status") or {}).get("phase") in TERMINAL:
+                return 0
+            print()
+            time.sleep(args.interval)
+    except client.ApiException as error:
+        print(f"error: {error.status} {error.reason}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
