@@ -98,7 +98,7 @@ def test_kubectl_get_shows_useful_columns_short_names_and_category(cluster: Clus
             "driftmonitor.llmops.dev/llama-8b-drift",
         ]
     )
-    assert "llama-8b-v7" in cluster.kubectl("get", "canary", "-n", namespace).stdout
+    assert "llama-8b-v2" in cluster.kubectl("get", "canary", "-n", namespace).stdout
     assert "llama-8b-drift" in cluster.kubectl("get", "dm", "-n", namespace).stdout
 
 

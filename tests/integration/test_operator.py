@@ -97,8 +97,8 @@ def test_object_in_another_namespace_is_left_alone(
     try:
         cluster.apply(SAMPLES["canaryrollout-llama-8b"], other)
         cluster.apply(SAMPLES["canaryrollout-llama-8b"], namespace)
-        wait_for(lambda: observed(cluster, namespace, "CanaryRollout", "llama-8b-v7"), what="observation")
-        assert "status" not in cluster.get("canaryrollout", "llama-8b-v7", "-n", other)
+        wait_for(lambda: observed(cluster, namespace, "CanaryRollout", "llama-8b-v2"), what="observation")
+        assert "status" not in cluster.get("canaryrollout", "llama-8b-v2", "-n", other)
     finally:
         cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)
 
