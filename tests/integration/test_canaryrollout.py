@@ -476,3 +476,63 @@ def test_manual_control_and_one_rollout_per_target(world: World) -> None:
     world.wait_phase("Promoted", timeout=120)
     final = cli(world, "rollout", "get", "upgrade", "--watch")  # returns at once: the rollout has ended
     assert "Status:    Promoted" in final and "done 3. setWeight 100%" in final
+
+
+@worlds(GOOD)
+def test_deleting_a_rollout_mid_flight_gives_everything_back_to_stable(world: World) -> None:
+    world.start({"steps": [{"setWeight": 50}, {"pause": {}}], "analysis": analysis()})
+    wait_for(
+        lambda: world.condition("Paused").get("reason") == "WaitingForPromote", timeout=90, what="the pause"
+    )
+    assert world.canary_share() == 0.5
+    world.cluster.kubectl(
+        "delete", "canaryrollout", "upgrade", "-n", world.namespace, "--wait=true", timeout=60
+    )
+    wait_for(lambda: world.canary_share() == 0.0, timeout=30, what="no traffic to the canary")
+    wait_for(lambda: world.ready(STABLE) == 2, timeout=30, what="the stable back at 2 replicas")
+    wait_for(
+        lambda: (
+            not world.cluster.get("llmdeployment", "-n", world.namespace, "-l", "llmops.dev/canary-of=llama")[
+                "items"
+            ]
+        ),
+        timeout=30,
+        what="the canary garbage-collected",
+    )
+    stable = world.cluster.get("llmdeployment", STABLE, "-n", world.namespace)
+    assert stable["spec"]["model"]["uri"] == f"models:/{world.model}@champion"
+
+
+@worlds(GOOD, modes=["gateway-api"])
+def test_gitops_promotion_writes_nothing_and_says_what_git_must_change(world: World) -> None:
+    world.start(
+        {
+            "steps": [{"setWeight": 100}, {"analysis": {}}],
+            "analysis": analysis(),
+            "promotion": {"mode": "GitOps", "registryAlias": "champion"},
+        }
+    )
+    wanted = [{"path": "spec.model.uri", "value": f"models:/{world.model}/2"}]
+    wait_for(
+        lambda: (world.rollout().get("status") or {}).get("gitopsChanges") == wanted,
+        timeout=120,
+        what="the changes Git must make",
+    )
+    assert world.phase() == "Promoting"
+    assert "Git" in world.condition("Progressing")["message"]
+    time.sleep(3)
+    stable = world.cluster.get("llmdeployment", STABLE, "-n", world.namespace)
+    assert stable["spec"]["model"]["uri"] == f"models:/{world.model}@champion"  # untouched
+    # Git syncs: the change arrives through the user's own apply, and the rollout completes.
+    stable_spec = {"model": {"uri": f"models:/{world.model}/2"}, "replicas": 2}
+    world.cluster.apply(
+        {
+            "apiVersion": "llmops.dev/v1alpha1",
+            "kind": "LLMDeployment",
+            "metadata": {"name": STABLE},
+            "spec": stable_spec,
+        },
+        world.namespace,
+    )
+    world.wait_phase("Promoted", timeout=120)
+    assert world.mlflow.client().get_model_version_by_alias(world.model, "champion").version == "2"

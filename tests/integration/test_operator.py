@@ -12,7 +12,7 @@ from .conftest import ROOT, Cluster, OperatorProcess, wait_for
 SAMPLES = {p.stem: yaml.safe_load(p.read_text()) for p in (ROOT / "manifests" / "samples").glob("*.yaml")}
 EXPECTED_CONDITIONS = {
     "LLMDeployment": {"Ready", "Progressing", "Degraded", "ModelResolved"},
-    "CanaryRollout": {"Ready", "Progressing", "Promoted"},
+    "CanaryRollout": {"Ready", "Progressing", "Promoted", "Paused", "RolledBack"},
     "DriftMonitor": {"Ready", "Drifted"},
 }
 

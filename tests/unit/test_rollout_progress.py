@@ -242,3 +242,19 @@ def test_manual_requests_are_read_from_the_annotation() -> None:
     )
     assert request_of({"annotations": {"llmops.dev/request": "explode"}})[1] is None
     assert request_of({}) == ("", None)
+
+
+def test_ended_rollouts_stop_costing_api_reads() -> None:
+    from llmops_operator.handlers.canaryrollout import settled
+
+    promoted = {"status": {"phase": "Promoted"}, "metadata": {}}
+    assert settled(promoted, T0)
+    retry = {"status": {"phase": "Promoted"}, "metadata": {"annotations": {"llmops.dev/request": "retry:1"}}}
+    assert not settled(retry, T0)
+    rolled_back = {
+        "status": {"phase": "RolledBack", "finishedAt": stamp(T0)},
+        "spec": {"scaleDownDelay": "30s"},
+    }
+    assert not settled(rolled_back, T0 + timedelta(seconds=60))  # the delayed scale-down may be pending
+    assert settled(rolled_back, T0 + timedelta(seconds=91))
+    assert not settled({"status": {"phase": "Progressing"}}, T0)

@@ -8,6 +8,7 @@ is moved), so an operator killed mid-step resumes at the same step with the same
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from datetime import UTC, datetime
@@ -521,6 +522,21 @@ def _leaves(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return leaves
 
 
+def settled(body: dict[str, Any], now: datetime) -> bool:
+    """An ended rollout with nothing left to do: its tick need not even read it."""
+    status = body.get("status") or {}
+    raw, request = request_of(body.get("metadata") or {})
+    if request is not None and raw != status.get("handledRequest", ""):
+        return False
+    if status.get("phase") == "Promoted":
+        return True
+    if status.get("phase") != "RolledBack" or not status.get("finishedAt"):
+        return False
+    finished = datetime.strptime(status["finishedAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    delay = parse_duration(str((body.get("spec") or {}).get("scaleDownDelay") or "30s"))
+    return (now - finished).total_seconds() > delay + 60  # the delayed scale-down is long done
+
+
 def register(settings: Settings) -> None:
     controller = CanaryRolloutController(settings, Kube())
 
@@ -530,11 +546,28 @@ def register(settings: Settings) -> None:
         return {(namespace, target): dict(body)}
 
     @kopf.on.timer(GROUP, VERSION, "canaryrollouts", id="tick", interval=settings.rollout_tick_seconds)
-    def tick(namespace: str | None, name: str, spec: kopf.Spec, **kwargs: Any) -> None:
+    def tick(namespace: str | None, name: str, spec: kopf.Spec, body: kopf.Body, **kwargs: Any) -> None:
         assert namespace is not None  # the kind is namespaced
+        if settled(dict(body), datetime.now(UTC)):
+            return
         target = (spec.get("targetRef") or {}).get("name")
         siblings = list(kwargs["rollout_index"].get((namespace, target), []))
         try:
             controller.tick(namespace, name, siblings)
         except ApiException as error:
             raise kopf.TemporaryError(f"API server: {error.status} {error.reason}", delay=2) from error
+
+    @kopf.on.delete(GROUP, VERSION, "canaryrollouts", id="release")
+    def release(namespace: str | None, spec: kopf.Spec, status: kopf.Status, **_: Any) -> None:
+        """A rollout deleted mid-flight gives the traffic back to the stable (its canary goes by
+        garbage collection, and the stable's replica count returns to its own spec)."""
+        assert namespace is not None
+        if status.get("phase") in TERMINAL:
+            return
+        try:
+            rollout_spec = CanaryRolloutSpec.model_validate(dict(spec))
+        except ValidationError:
+            return
+        router = controller._router(rollout_spec, namespace, rollout_spec.target_ref.name)
+        with contextlib.suppress(RouteNotUsable):  # no route, nothing to give back
+            router.set_weight(0, Sides(full=1, canary_ready=0, stable_ready=0, stable_pods=0))

@@ -283,6 +283,8 @@ def stable_replicas_of(rollouts: Any) -> int | None:
     """Replicas a running CanaryRollout asks of its target under replica-ratio routing."""
     for rollout in rollouts or []:
         state = rollout.get("status") or {}
+        if rollout["metadata"].get("deletionTimestamp"):
+            continue
         if state.get("stableReplicas") is not None and state.get("phase") not in ("Promoted", "RolledBack"):
             return int(state["stableReplicas"])
     return None
