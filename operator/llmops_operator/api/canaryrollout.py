@@ -214,7 +214,10 @@ class CanaryRollout(Resource):
                 "fieldPath": ".canary",
             },
             {
-                "rule": "self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",
+                "rule": (
+                    "!has(self.steps) || "
+                    "self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()"
+                ),
                 "message": "steps[].setWeight must be non-decreasing",
                 "fieldPath": ".steps",
             },
