@@ -29,6 +29,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "operator"))
@@ -88,6 +90,13 @@ def run(
             ],
         },
     )
+    config = yaml.safe_load(prometheus.config_path.read_text())
+    self_scrape = {
+        "job_name": "prometheus",
+        "static_configs": [{"targets": [f"127.0.0.1:{prometheus.port}"]}],
+    }
+    config["scrape_configs"].append(self_scrape)  # its own request counter counts the operator's queries
+    prometheus.config_path.write_text(yaml.safe_dump(config))
     prometheus.start()
     operator = OperatorProcess(
         namespace,
@@ -196,9 +205,9 @@ def run(
             raise SystemExit(f"{mode}: no rollback within {20 * interval}s; see {work / 'operator.log'}")
         time.sleep(0.1)
     elapsed_intervals = (time.monotonic() - started) / interval
-    operator_sent = (
-        operator_queries(prometheus.url) - queries_before - own_queries - 2
-    )  # minus this count's own 2
+    time.sleep(2)  # one more self-scrape, so the counter includes the last queries
+    # The script's own queries: its p95 polls and the two of the first counter reading.
+    operator_sent = operator_queries(prometheus.url) - queries_before - own_queries - 2
     load.stop()
     operator.stop()
     prometheus.stop()
