@@ -42,8 +42,8 @@ crds-check: venv
 	$(PY) -m llmops_operator.crdgen --check crds
 
 lint: venv ## ruff and mypy (strict for the package)
-	$(VENV)/bin/ruff check operator tests tools benchmarks
-	$(VENV)/bin/ruff format --check operator tests tools benchmarks
+	$(VENV)/bin/ruff check operator tests tools benchmarks examples
+	$(VENV)/bin/ruff format --check operator tests tools benchmarks examples
 	$(VENV)/bin/mypy
 
 test-unit: venv

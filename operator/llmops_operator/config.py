@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     rollout_tick_seconds: float = Field(
         default=2.0, gt=0, description="How often each CanaryRollout is looked at (its steps, its analysis)."
     )
+    drift_tick_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often each DriftMonitor is looked at; checks run every spec.interval.",
+    )
     model_fetcher_image: str = Field(
         default="ghcr.io/mlflow/mlflow:v3.6.0",
         description="Image with the mlflow CLI that downloads registry artifacts vLLM cannot read itself.",

@@ -23,6 +23,7 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
     "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
     "ServiceMonitor": ("/apis/monitoring.coreos.com/v1", "servicemonitors"),
+    "Job": ("/apis/batch/v1", "jobs"),
     "LLMDeployment": (f"/apis/{GROUP}/{VERSION}", "llmdeployments"),
     "CanaryRollout": (f"/apis/{GROUP}/{VERSION}", "canaryrollouts"),
     "DriftMonitor": (f"/apis/{GROUP}/{VERSION}", "driftmonitors"),
@@ -84,6 +85,17 @@ class Kube:
         return dict(
             self.request("PATCH", path, query=query, body=obj, content_type="application/apply-patch+yaml")
         )
+
+    def create(self, obj: dict[str, Any]) -> bool:
+        """POST; False when an object of that name exists already (nothing is overwritten)."""
+        meta = obj["metadata"]
+        try:
+            self.request("POST", self._path(obj["kind"], meta["namespace"]), body=obj)
+        except client.ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         try:

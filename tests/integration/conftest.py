@@ -113,7 +113,13 @@ class OperatorProcess:
 
     def start(self) -> None:
         # A short resync so registry polling and retries show within a test's patience.
-        env = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "LLMOPS_RESYNC_SECONDS": "2", **self.extra_env}
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(KUBECONFIG),
+            "LLMOPS_RESYNC_SECONDS": "2",
+            "LLMOPS_DRIFT_TICK_SECONDS": "1",
+            **self.extra_env,
+        }
         self.log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [

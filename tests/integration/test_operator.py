@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from typing import Any
 
@@ -72,18 +73,22 @@ def test_restart_writes_nothing_when_nothing_changed(
     sample = SAMPLES["driftmonitor-llama-8b"]
     cluster.apply(sample, namespace)
     wait_for(lambda: observed(cluster, namespace, "DriftMonitor", "llama-8b-drift"), what="observation")
-    # Let kopf finish its own bookkeeping, then take the object's version.
+    # Let the first check (Prometheus is absent here) and kopf's bookkeeping settle.
     wait_for(
-        lambda: "last-handled-configuration" in str(cluster.get("dm", "llama-8b-drift", "-n", namespace)),
-        what="kopf's diff-base annotation",
+        lambda: (cluster.get("dm", "llama-8b-drift", "-n", namespace).get("status") or {}).get(
+            "lastCheckTime"
+        ),
+        what="the first check",
     )
+    time.sleep(2)
     before = cluster.get("dm", "llama-8b-drift", "-n", namespace)["metadata"]["resourceVersion"]
     operator.stop()
+    checks_before = operator.logs().count("Timer 'check' succeeded")
     operator.start()
     wait_for(
-        lambda: "Resuming is processed" in operator.logs(),
-        timeout=30,
-        what="the restarted operator to resume",
+        lambda: operator.logs().count("Timer 'check' succeeded") >= checks_before + 2,
+        timeout=60,
+        what="the restarted operator to look at the monitor twice",
     )
     after = cluster.get("dm", "llama-8b-drift", "-n", namespace)["metadata"]["resourceVersion"]
     assert after == before

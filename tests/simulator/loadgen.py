@@ -22,11 +22,13 @@ class LoadGenerator:
         canary_share: Callable[[], float],
         rate_per_second: float = 20.0,
         max_tokens: int = 8,
+        prompt_words: Callable[[], int] = lambda: 2,
     ) -> None:
         self.urls = (stable_url, canary_url)
         self.canary_share = canary_share
         self.rate = rate_per_second
         self.max_tokens = max_tokens
+        self.prompt_words = prompt_words  # tests shift the prompt length distribution through this
         self.sent = [0, 0]
         self.errors = [0, 0]
         self._share = 0.0
@@ -65,7 +67,8 @@ class LoadGenerator:
 
     def _request(self, side: int) -> None:
         self.sent[side] += 1
-        body = json.dumps({"model": "m", "prompt": "hello there", "max_tokens": self.max_tokens}).encode()
+        prompt = " ".join(["word"] * max(1, self.prompt_words()))
+        body = json.dumps({"model": "m", "prompt": prompt, "max_tokens": self.max_tokens}).encode()
         request = urllib.request.Request(
             f"{self.urls[side]}/v1/completions", data=body, headers={"Content-Type": "application/json"}
         )

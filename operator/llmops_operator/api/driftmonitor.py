@@ -169,6 +169,8 @@ class RetrainingRun(StatusModel):
     start_time: str | None = None
     completion_time: str | None = None
     result: str = ""
+    model_version: str = Field(default="", description="The version the trainer registered (autoRollout).")
+    rollout_name: str = Field(default="", description="The CanaryRollout opened for that version.")
 
 
 class DriftMonitorStatus(StatusModel):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ..config import Settings
-from . import canaryrollout, lifecycle, llmdeployment, observe
+from . import canaryrollout, driftmonitor, lifecycle, llmdeployment
 
 
 def register(settings: Settings) -> None:
     """Register every handler; called once by main before kopf starts."""
     lifecycle.register()
-    observe.register()
     llmdeployment.register(settings)
     canaryrollout.register(settings)
+    driftmonitor.register(settings)

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from .. import API_VERSION, GROUP, VERSION
 from ..api.canaryrollout import CanaryRollout, CanaryRolloutSpec, CanaryRolloutStatus
+from ..api.common import validation_message
 from ..api.llmdeployment import LLMDeploymentSpec
 from ..conditions import now_rfc3339, set_condition, status_changes
 from ..config import Settings
@@ -32,7 +33,6 @@ from ..rendering.llmdeployment import SERVES_FOR_ANNOTATION
 from ..rollout import analysis, progress
 from ..routing import GatewayAPIRouter, ReplicaRatioRouter, Sides, TrafficRouter
 from ..routing.gateway_api import RouteNotUsable
-from .observe import validation_message
 
 log = logging.getLogger(__name__)
 

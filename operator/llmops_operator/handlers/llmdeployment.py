@@ -14,6 +14,7 @@ import kopf
 from pydantic import ValidationError
 
 from .. import FIELD_MANAGER, GROUP, VERSION
+from ..api.common import validation_message
 from ..api.llmdeployment import LLMDeploymentSpec, ResolvedModel
 from ..conditions import find_condition, now_rfc3339, set_condition, status_changes
 from ..config import Settings
@@ -23,7 +24,6 @@ from ..models import parse_registry_uri
 from ..registry.mlflow import ModelNotFound, RegistryUnavailable, resolve
 from ..rendering import llmdeployment as rendering
 from ..serving_status import FAILURE_REASONS, Verdict, desired_status
-from .observe import validation_message
 
 PRUNABLE_KINDS = ("PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor")
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"

@@ -50,3 +50,12 @@ class PrometheusProvider:
             step=f"{max(step_seconds, 1.0):.0f}s",
         )
         return [float(value) for series in result for _, value in series.get("values", [])]
+
+    def buckets(self, query: str, at: datetime) -> dict[float, float]:
+        """Cumulative count per ``le`` bound, from a query grouped ``by (le)``, evaluated at ``at``."""
+        result = self._call(self._client.custom_query, query=query, params={"time": f"{at.timestamp():.3f}"})
+        return {
+            float(series["metric"]["le"]): float(series["value"][1])
+            for series in result
+            if "le" in series["metric"]
+        }

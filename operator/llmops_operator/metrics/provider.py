@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 
@@ -16,6 +17,10 @@ class QueryFailed(Exception):
 class MetricsProvider(Protocol):
     def instant(self, query: str) -> list[float]:
         """One value per series the query returns now; an empty list when it returns none."""
+        ...
+
+    def buckets(self, query: str, at: datetime) -> dict[float, float]:
+        """A histogram query's cumulative count per ``le`` bound, evaluated at ``at``."""
         ...
 
     def range(self, query: str, seconds: float, step_seconds: float) -> list[float]:

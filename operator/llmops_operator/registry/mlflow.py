@@ -77,6 +77,19 @@ def set_alias(name: str, alias: str, version: str, tracking_uri: str) -> bool:
     return True
 
 
+def find_version_by_tag(name: str, key: str, value: str, tracking_uri: str) -> str | None:
+    """The newest version of ``name`` carrying tag ``key=value`` (a trainer's drift-event tag)."""
+    from mlflow.exceptions import MlflowException
+
+    query = f"name = '{name}' and tags.`{key}` = '{value}'"
+    try:
+        versions = _client(tracking_uri).search_model_versions(filter_string=query)
+    except (MlflowException, OSError) as error:
+        raise _unavailable(tracking_uri, error) from error
+    numbers = [int(version.version) for version in versions]
+    return str(max(numbers)) if numbers else None
+
+
 def tag_version(name: str, version: str, key: str, value: str, tracking_uri: str) -> None:
     from mlflow.exceptions import MlflowException
 

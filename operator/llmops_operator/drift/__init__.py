@@ -1,0 +1,1 @@
+"""DriftMonitor's thinking, free of Kubernetes: windows, queries, the verdict, the retraining Job."""

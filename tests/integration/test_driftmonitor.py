@@ -1,0 +1,243 @@
+"""DriftMonitor end to end: a real Prometheus scraping a vLLM-compatible server whose prompt length
+distribution the test shifts halfway, the operator judging windows of vLLM's own histograms, and a
+retraining Job that kwok runs to completion.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.simulator.loadgen import LoadGenerator
+from tests.simulator.vllm_sim import VLLMSimulator
+
+from .conftest import ROOT, Cluster, MLflowServer, OperatorProcess, PrometheusServer, wait_for
+
+WINDOW = 15  # seconds: the current window, and the baseline window that ended one window ago
+
+
+class DriftWorld:
+    def __init__(self, cluster: Cluster, namespace: str, tmp_path: Path, mlflow: MLflowServer) -> None:
+        self.mlflow = mlflow
+        self.cluster, self.namespace = cluster, namespace
+        self.sim = VLLMSimulator("llama", 0).start()
+        labels = {"namespace": namespace, "pod": "llama-0", "llmops_dev_llmdeployment": "llama"}
+        self.prometheus = PrometheusServer(
+            tmp_path / "prometheus",
+            {
+                "global": {"scrape_interval": "1s"},
+                "scrape_configs": [
+                    {
+                        "job_name": "vllm",
+                        "static_configs": [{"targets": [f"127.0.0.1:{self.sim.port}"], "labels": labels}],
+                    }
+                ],
+            },
+        )
+        self.operator = OperatorProcess(
+            namespace,
+            tmp_path / "operator.log",
+            env={
+                "LLMOPS_PROMETHEUS_URL": self.prometheus.url,
+                "LLMOPS_MLFLOW_TRACKING_URI": mlflow.uri,
+                "LLMOPS_DRIFT_TICK_SECONDS": "1",
+            },
+        )
+        self.median_words = 20.0
+        self.load = LoadGenerator(
+            f"http://127.0.0.1:{self.sim.port}",
+            f"http://127.0.0.1:{self.sim.port}",
+            lambda: 0.0,
+            rate_per_second=20,
+            prompt_words=lambda: int(random.lognormvariate(0, 0.4) * self.median_words),
+        )
+
+    def start(self) -> None:
+        self.prometheus.start()
+        self.operator.start()
+        self.load.start()
+        monitor = {
+            "apiVersion": "llmops.dev/v1alpha1",
+            "kind": "DriftMonitor",
+            "metadata": {"name": "prompts"},
+            "spec": {
+                "targetRef": {"name": "llama"},
+                "interval": "3s",
+                "currentWindow": f"{WINDOW}s",
+                "baseline": {"relative": {"offset": f"{WINDOW}s", "duration": f"{WINDOW}s"}},
+                "features": [
+                    {
+                        "name": "prompt-tokens",
+                        "source": {"histogram": {"metric": "vllm:request_prompt_tokens"}},
+                        "test": "psi",
+                        "threshold": "0.25",
+                    }
+                ],
+                "policy": {"minSamples": 100},
+                "retraining": {
+                    "template": {"image": "registry.invalid/trainer:1", "command": ["train"]},
+                    "cooldown": "10m",
+                },
+                "onRetrained": {"autoRollout": True},
+            },
+        }
+        self.cluster.apply(monitor, self.namespace)
+
+    def stop(self) -> None:
+        self.load.stop()
+        self.operator.stop()
+        self.prometheus.stop()
+        self.sim.stop()
+
+    def status(self) -> dict[str, Any]:
+        return self.cluster.get("driftmonitor", "prompts", "-n", self.namespace).get("status") or {}
+
+    def condition(self, type_: str) -> dict[str, Any]:
+        return next((c for c in self.status().get("conditions") or [] if c["type"] == type_), {})
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return list(self.cluster.get("jobs", "-n", self.namespace)["items"])
+
+
+@pytest.fixture
+def drift_world(
+    cluster: Cluster, namespace: str, tmp_path: Path, mlflow_server: MLflowServer
+) -> Iterator[DriftWorld]:
+    world = DriftWorld(cluster, namespace, tmp_path, mlflow_server)
+    try:
+        yield world
+    finally:
+        print(cluster.kubectl("get", "driftmonitor,jobs", "-n", namespace, "-o", "yaml", check=False).stdout)
+        world.stop()
+        assert "Traceback" not in world.operator.logs(), world.operator.logs()
+
+
+def test_a_shift_starts_exactly_one_retraining_job(drift_world: DriftWorld) -> None:
+    world = drift_world
+    world.start()
+    # Until the baseline window has filled, the verdict is NoData, never drift.
+    wait_for(lambda: world.condition("Drifted").get("reason") == "NoData", timeout=30, what="NoData at first")
+    wait_for(
+        lambda: world.condition("Drifted").get("reason") == "NoDrift", timeout=60, what="a steady verdict"
+    )
+    # No shift: many checks, no drift, no Job.
+    checks = set()
+    deadline = time.monotonic() + 5 * 3
+    while time.monotonic() < deadline:
+        status = world.status()
+        checks.add(status.get("lastCheckTime"))
+        assert world.condition("Drifted")["status"] == "False", status
+        time.sleep(1)
+    assert len(checks) >= 4
+    assert world.jobs() == []
+    feature = world.status()["features"][0]
+    assert feature["name"] == "prompt-tokens" and feature["baselineSamples"] >= 100 and not feature["drifted"]
+
+    world.median_words = 80.0  # prompts four times longer
+    drifted = wait_for(
+        lambda: world.condition("Drifted").get("status") == "True", timeout=40, what="drift detected"
+    )
+    assert drifted
+    assert "prompt-tokens" in world.condition("Drifted")["message"]
+    jobs = wait_for(world.jobs, timeout=15, what="the retraining Job")
+    assert len(jobs) == 1
+    status = world.status()
+    event = status["driftEventId"]
+    job = jobs[0]
+    assert job["metadata"]["name"] == status["lastRetraining"]["jobName"] and event in job["metadata"]["name"]
+    env = {
+        item["name"]: item.get("value") for item in job["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["DRIFT_EVENT_ID"] == event and env["DRIFTED_FEATURES"] == "prompt-tokens"
+    assert env["MODEL_NAME"] == "llama" and env["CURRENT_WINDOW"].count("/") == 1
+
+    # The operator restarts mid-episode: the episode and its Job are remembered, not doubled.
+    world.operator.stop()
+    world.operator.start()
+    time.sleep(8)
+    assert len(world.jobs()) == 1
+    assert world.status()["driftEventId"] in ("", event)
+    # kwok runs the Job's pod to completion; the outcome lands in status.
+    wait_for(
+        lambda: (world.status().get("lastRetraining") or {}).get("result") == "Succeeded",
+        timeout=60,
+        what="the Job's success in status",
+    )
+    # kwok runs no containers: the test plays the trainer, with the Job's own environment.
+    wait_for(
+        lambda: world.condition("Retrained").get("reason") == "WaitingForModelVersion",
+        timeout=30,
+        what="the operator waiting for the retrained version",
+    )
+    trainer = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "retrain" / "train.py")],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert trainer.returncode == 0, trainer.stderr
+    version = (
+        world.mlflow.client()
+        .search_model_versions(filter_string=f"name = 'llama' and tags.`llmops.dev/drift-event` = '{event}'")[
+            0
+        ]
+        .version
+    )
+    rollout_name = f"llama-retrained-{event}"
+    rollout = wait_for(
+        lambda: (
+            world.cluster.kubectl(
+                "get", "canaryrollout", rollout_name, "-n", world.namespace, "-o", "json", check=False
+            ).returncode
+            == 0
+        ),
+        timeout=30,
+        what="the CanaryRollout for the retrained version",
+    )
+    assert rollout
+    created = world.cluster.get("canaryrollout", rollout_name, "-n", world.namespace)
+    assert created["spec"]["canary"]["model"]["uri"] == f"models:/llama/{version}"
+    assert world.status()["lastRetraining"]["modelVersion"] == str(version)
+    assert world.condition("Retrained")["reason"] == "RolloutCreated"
+
+    # Once the baseline window holds the new prompts too, the episode ends; the cooldown holds.
+    wait_for(
+        lambda: world.condition("Drifted").get("reason") == "NoDrift", timeout=60, what="the episode ending"
+    )
+    assert len(world.jobs()) == 1
+    reasons = {e["reason"] for e in world.cluster.get("events", "-n", world.namespace)["items"]}
+    assert {
+        "DriftDetected",
+        "RetrainingStarted",
+        "RetrainingSucceeded",
+        "RolloutCreated",
+        "DriftEnded",
+    } <= reasons
+
+
+def test_prometheus_down_means_no_verdict_and_no_job(drift_world: DriftWorld) -> None:
+    world = drift_world
+    world.start()
+    wait_for(
+        lambda: world.condition("Drifted").get("reason") == "NoDrift", timeout=60, what="a steady verdict"
+    )
+    world.prometheus.stop()
+    world.median_words = 80.0
+    wait_for(
+        lambda: world.condition("Ready").get("reason") == "MetricsUnavailable",
+        timeout=30,
+        what="MetricsUnavailable",
+    )
+    assert world.condition("Drifted")["status"] == "Unknown"
+    assert "unreachable" in world.condition("Ready")["message"]
+    time.sleep(6)
+    assert world.jobs() == []
