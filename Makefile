@@ -70,7 +70,7 @@ run: venv cluster ## the local control plane, MLflow, the CRDs, the operator and
 	@echo "  export KUBECONFIG=$$PWD/$(KUBECONFIG_FILE)"
 	@echo "  $(KUBECTL) get llmops -n $(DEMO_NAMESPACE) -o wide"
 	@echo "  $(KUBECTL) get llmdeployments,canaryrollouts,driftmonitors -n $(DEMO_NAMESPACE) --watch"
-	@echo "  PATH=$$PWD/$(VENV)/bin:$$PATH $(KUBECTL) llmops -n $(DEMO_NAMESPACE) rollout get llama-8b-v2 --watch"
+	@echo "  PATH=$$PWD/$(VENV)/bin:\$$PATH $(KUBECTL) llmops -n $(DEMO_NAMESPACE) rollout get llama-8b-v2 --watch"
 	@echo "MLflow: $(LLMOPS_MLFLOW_TRACKING_URI)   Prometheus: $(LLMOPS_PROMETHEUS_URL)   Stop everything: make cluster-down"
 
 operator: venv ## run the operator in the foreground against .cluster/kubeconfig

@@ -5,6 +5,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 pid_file=$root/.cluster/operator.pid
 log_file=$root/.cluster/operator.log
 
+# The local MLflow and Prometheus of `make run`, unless the caller says otherwise.
+export LLMOPS_MLFLOW_TRACKING_URI=${LLMOPS_MLFLOW_TRACKING_URI:-http://127.0.0.1:35000}
+export LLMOPS_PROMETHEUS_URL=${LLMOPS_PROMETHEUS_URL:-http://127.0.0.1:39090}
+
 running() { [[ -f $pid_file ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null; }
 
 case ${1:-} in

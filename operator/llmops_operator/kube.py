@@ -163,3 +163,12 @@ def contains(live: Any, desired: Any) -> bool:
     if isinstance(desired, list):
         return isinstance(live, list) and len(live) == len(desired) and all(map(contains, live, desired))
     return bool(live == desired)
+
+
+def api_error_text(error: client.ApiException) -> str:
+    """The API server's own message (it names the offending field), not just the status code."""
+    try:
+        message = json.loads(error.body or "{}").get("message", "")
+    except (ValueError, AttributeError):
+        message = ""
+    return f"{error.status} {error.reason}: {message}"[:500] if message else f"{error.status} {error.reason}"

@@ -258,3 +258,16 @@ def test_ended_rollouts_stop_costing_api_reads() -> None:
     assert not settled(rolled_back, T0 + timedelta(seconds=60))  # the delayed scale-down may be pending
     assert settled(rolled_back, T0 + timedelta(seconds=91))
     assert not settled({"status": {"phase": "Progressing"}}, T0)
+
+
+def test_a_pinned_canary_version_stops_following_the_alias() -> None:
+    from llmops_operator.handlers.canaryrollout import canary_overlay
+
+    rollout = spec()  # canary models:/m/2
+    following = {"model": {"uri": "models:/m@champion", "followAlias": True}}
+    assert canary_overlay(rollout, following) == {"model": {"uri": "models:/m/2", "followAlias": False}}
+    assert canary_overlay(rollout, {"model": {"uri": "models:/m@champion"}}) == {
+        "model": {"uri": "models:/m/2"}
+    }
+    engine_only = spec(canary={"engine": {"extraArgs": ["--enable-prefix-caching"]}})
+    assert canary_overlay(engine_only, following) == {"engine": {"extraArgs": ["--enable-prefix-caching"]}}

@@ -25,7 +25,7 @@ from ..api.llmdeployment import LLMDeploymentSpec
 from ..conditions import now_rfc3339, set_condition, status_changes
 from ..config import Settings
 from ..durations import parse_duration
-from ..kube import Kube, contains
+from ..kube import Kube, api_error_text, contains
 from ..metrics.prometheus import PrometheusProvider
 from ..models import parse_registry_uri
 from ..registry.mlflow import RegistryUnavailable, set_alias, tag_version
@@ -47,9 +47,20 @@ def canary_name(target: str) -> str:
     return f"{target}-canary"
 
 
-def canary_overlay(spec: CanaryRolloutSpec) -> dict[str, Any]:
-    """The canary's changes as a partial LLMDeployment spec."""
-    return dict(spec.canary.model_dump(mode="json", by_alias=True, exclude_none=True))
+def canary_overlay(spec: CanaryRolloutSpec, target_spec: dict[str, Any]) -> dict[str, Any]:
+    """The canary's changes as a partial LLMDeployment spec.
+
+    A new model URI replaces the target's model identity: a pinned version cannot follow an alias,
+    so ``followAlias`` goes off with it (the alias itself moves at promotion).
+    """
+    overlay = dict(spec.canary.model_dump(mode="json", by_alias=True, exclude_none=True))
+    model = overlay.get("model")
+    target_model = target_spec.get("model") or {}
+    if isinstance(model, dict) and "uri" in model and target_model.get("followAlias"):
+        ref = parse_registry_uri(model["uri"])
+        if ref is None or ref.alias is None:
+            model["followAlias"] = False
+    return overlay
 
 
 def merged(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +144,7 @@ class CanaryRolloutController:
         """The canary LLMDeployment: the target's spec with the overlay, owned by the rollout.
         None while another (ended) rollout's canary of the same target is still being removed."""
         target_name = target["metadata"]["name"]
-        canary_spec = merged(target.get("spec") or {}, canary_overlay(spec))
+        canary_spec = merged(target.get("spec") or {}, canary_overlay(spec, target.get("spec") or {}))
         canary_spec["replicas"] = replicas
         canary_spec.pop("autoscaling", None)  # the rollout sizes the canary
         meta = rollout["metadata"]
@@ -208,7 +219,9 @@ class CanaryRolloutController:
         # None values stay in: in a merge patch they remove a field the status no longer has.
         desired = status.model_dump(mode="json", by_alias=True)
         desired["observedGeneration"] = generation
-        desired["conditions"] = progress.conditions_for(status, steps, generation, detail, now_rfc3339())
+        desired["conditions"] = progress.conditions_for(
+            status, steps, generation, detail, now_rfc3339(), step.waiting_reason
+        )
         self._write(body, current, desired)
         for type_, reason, message in step.events:
             self.kube.post_event(body, type_, reason, message)
@@ -238,6 +251,7 @@ class _Tick:
         self.steps = progress.plan(spec)
         self.events: list[tuple[str, str, str]] = []
         self._pause_detail = ""
+        self.waiting_reason = "Waiting"  # or which other thing this rollout waits for
 
     def event(self, warning: bool, reason: str, message: str) -> None:
         self.events.append(("Warning" if warning else "Normal", reason, message))
@@ -263,10 +277,12 @@ class _Tick:
         rival = self.c._rival(self.body, siblings)
         if rival is not None:
             status.phase = "Waiting"
+            self.waiting_reason = "WaitingForRollout"
             return f"CanaryRollout {rival} is already rolling out {self.target}"
         target = self.kube.get("LLMDeployment", self.namespace, self.target)
         if target is None:
             status.phase = "Waiting"
+            self.waiting_reason = "TargetNotFound"
             return f"LLMDeployment {self.target} not found"
         try:
             target_spec = LLMDeploymentSpec.model_validate(target.get("spec") or {})
@@ -287,7 +303,8 @@ class _Tick:
         if status.phase in ("", "Waiting"):
             conditions = (target.get("status") or {}).get("conditions") or []
             if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
-                status.phase = "Waiting"  # a canary is judged against a stable that serves
+                status.phase = "Waiting"
+                self.waiting_reason = "WaitingForTarget"  # a canary is judged against a stable that serves
                 return f"waiting for LLMDeployment {self.target} to be Ready"
             status.phase = "Progressing"
             status.canary_name = canary_name(self.target)
@@ -455,7 +472,7 @@ class _Tick:
         """The stable takes the canary's values, the alias moves, the stable is back at full
         capacity on the new version, and only then does the canary go."""
         status = self.status
-        overlay = canary_overlay(self.spec)
+        overlay = canary_overlay(self.spec, target.get("spec") or {})
         if not contains(target.get("spec") or {}, overlay):
             if self.spec.promotion.mode == "GitOps":
                 status.gitops_changes = [
@@ -555,7 +572,7 @@ def register(settings: Settings) -> None:
         try:
             controller.tick(namespace, name, siblings)
         except ApiException as error:
-            raise kopf.TemporaryError(f"API server: {error.status} {error.reason}", delay=2) from error
+            raise kopf.TemporaryError(f"API server: {api_error_text(error)}", delay=2) from error
 
     @kopf.on.delete(GROUP, VERSION, "canaryrollouts", id="release")
     def release(namespace: str | None, spec: kopf.Spec, status: kopf.Status, **_: Any) -> None:

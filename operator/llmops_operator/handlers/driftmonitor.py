@@ -20,7 +20,7 @@ from ..config import Settings
 from ..drift import check
 from ..drift.retraining import EVENT_LABEL, MONITOR_LABEL, job_result, retraining_job
 from ..durations import parse_duration
-from ..kube import Kube
+from ..kube import Kube, api_error_text
 from ..metrics import MetricsUnavailable, QueryFailed
 from ..metrics.prometheus import PrometheusProvider
 from ..models import parse_registry_uri
@@ -303,4 +303,4 @@ def register(settings: Settings) -> None:
         try:
             controller.tick(body)
         except ApiException as error:
-            raise kopf.TemporaryError(f"API server: {error.status} {error.reason}", delay=5) from error
+            raise kopf.TemporaryError(f"API server: {api_error_text(error)}", delay=5) from error

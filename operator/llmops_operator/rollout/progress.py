@@ -212,7 +212,12 @@ def stable_replicas(full: int, weight: int, canary_ready: int) -> int:
 
 
 def conditions_for(
-    status: CanaryRolloutStatus, steps: list[Step], generation: int, detail: str, now: str
+    status: CanaryRolloutStatus,
+    steps: list[Step],
+    generation: int,
+    detail: str,
+    now: str,
+    waiting_reason: str = "Waiting",
 ) -> list[dict[str, Any]]:
     """The five conditions, derived from the state so they can never disagree with it."""
     phase = status.phase
@@ -230,7 +235,7 @@ def conditions_for(
     elif phase == "RolledBack":
         put("Progressing", "False", "RolledBack", detail)
     elif phase == "Waiting":
-        put("Progressing", "False", "WaitingForRollout", detail)
+        put("Progressing", "False", waiting_reason, detail)
     elif status.paused_reason:
         put("Progressing", "False", status.paused_reason, detail or where)
     elif phase == "Promoting":
