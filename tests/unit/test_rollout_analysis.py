@@ -19,6 +19,7 @@ from llmops_operator.api.canaryrollout import AnalysisSpec, BaselineComparison, 
 from llmops_operator.metrics.prometheus import PrometheusProvider
 from llmops_operator.rollout.analysis import (
     TemplateError,
+    applicable,
     bounds_of,
     judge_baseline,
     measure,
@@ -196,3 +197,13 @@ def test_baseline_judge_direction_and_sample_floor() -> None:
     assert few.phase == "Inconclusive" and "2 canary" in few.message
     nan = judge_baseline("tps", [float("nan")] * 10, throughput_stable, higher)
     assert nan.phase == "Inconclusive"
+
+
+def test_at_full_weight_there_is_no_baseline_to_compare_with() -> None:
+    versus_stable = MetricCheck(name="vs", preset="e2eLatencyP95", baseline=BaselineComparison())
+    both = MetricCheck(name="both", preset="e2eLatencyP95", max="500", baseline=BaselineComparison())
+    metrics = [ERROR_RATE, versus_stable, both]
+    assert applicable(metrics, 50) == metrics
+    at_full = applicable(metrics, 100)
+    assert [m.name for m in at_full] == ["error-rate", "both"]
+    assert at_full[1].baseline is None and at_full[1].max == "500"

@@ -271,3 +271,20 @@ def test_a_pinned_canary_version_stops_following_the_alias() -> None:
     }
     engine_only = spec(canary={"engine": {"extraArgs": ["--enable-prefix-caching"]}})
     assert canary_overlay(engine_only, following) == {"engine": {"extraArgs": ["--enable-prefix-caching"]}}
+
+
+def test_final_analysis_does_not_wait_for_a_baseline_that_cannot_exist() -> None:
+    rollout = spec(
+        steps=[{"setWeight": 100}, {"analysis": {}}],
+        analysis={
+            "metrics": [
+                {"name": "errors", "preset": "errorRate"},
+                {"name": "vs-stable", "preset": "e2eLatencyP95", "baseline": {}},
+            ]
+        },
+    )
+    steps = plan(rollout)
+    status = CanaryRolloutStatus(canary_weight=100, weight_verified_at=stamp(T0))
+    start_step(status, 1, T0)
+    record(status, successes(1, "errors"), rollout.analysis, T0)
+    assert advance(status, steps, rollout, T0) is True

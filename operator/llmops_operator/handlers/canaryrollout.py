@@ -366,7 +366,9 @@ class _Tick:
         window = parse_duration(self.spec.analysis.interval)
         measurements = [
             analysis.measure(provider, metric, self._variables(), window)
-            for metric in analysis.metrics_of(self.spec.analysis)
+            for metric in analysis.applicable(
+                analysis.metrics_of(self.spec.analysis), self.status.canary_weight
+            )
         ]
         before = self.status.paused_reason
         verdict = progress.record(self.status, measurements, self.spec.analysis, self.now)

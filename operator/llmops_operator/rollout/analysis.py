@@ -87,6 +87,21 @@ def metrics_of(analysis: AnalysisSpec) -> list[MetricCheck]:
     return list(analysis.metrics) or list(DEFAULT_METRICS)
 
 
+def applicable(metrics: list[MetricCheck], canary_weight: int) -> list[MetricCheck]:
+    """The metrics that can be judged at ``canary_weight``. At 100% the stable serves nothing, so
+    there is no baseline to compare with: baseline-only metrics sit out, the others keep their
+    thresholds."""
+    if canary_weight < 100:
+        return metrics
+    kept = []
+    for metric in metrics:
+        if metric.baseline is None:
+            kept.append(metric)
+        elif metric.min is not None or metric.max is not None:
+            kept.append(metric.model_copy(update={"baseline": None}))
+    return kept
+
+
 def render_query(template: str, variables: Mapping[str, str]) -> str:
     """Substitute ``{{name}}``; a name without a value is an error, never an empty string."""
     missing = sorted({name for name in _VARIABLE.findall(template) if name not in variables})

@@ -20,7 +20,7 @@ from ..api.canaryrollout import (
 )
 from ..conditions import set_condition
 from ..durations import parse_duration
-from .analysis import Measurement, metrics_of
+from .analysis import Measurement, applicable, metrics_of
 
 AUTOMATIC_PAUSES = ("NoData", "MetricsUnavailable")
 Request = Literal["promote", "abort", "retry", "pause", "resume"]
@@ -148,11 +148,12 @@ def record(
                     f"{last.value or 'no value'} against {last.threshold or 'the baseline'}"
                 )
             )
-    for tally in status.tallies:
+    measured = [tally for tally in status.tallies if tally.name in {m.metric for m in measurements}]
+    for tally in measured:  # a metric that sat out this round says nothing about data now
         if tally.consecutive_errors > analysis.consecutive_error_limit:
             message = f"{tally.name}: {latest[tally.name].message}"
             return Verdict(pause="MetricsUnavailable", pause_message=message)
-    for tally in status.tallies:
+    for tally in measured:
         if tally.consecutive_inconclusive > analysis.inconclusive_limit:
             message = (
                 f"{tally.name} had no data {tally.consecutive_inconclusive} times in a row: "
@@ -167,7 +168,7 @@ def advance(status: CanaryRolloutStatus, steps: list[Step], spec: CanaryRolloutS
     if status.paused_reason:
         return False
     min_successful = spec.analysis.min_successful_measurements
-    all_metrics = [metric.name for metric in metrics_of(spec.analysis)]
+    judged = {metric.name for metric in applicable(metrics_of(spec.analysis), status.canary_weight)}
     while status.current_step_index < len(steps):
         step = steps[status.current_step_index]
         if step.kind == "setWeight":
@@ -187,7 +188,7 @@ def advance(status: CanaryRolloutStatus, steps: list[Step], spec: CanaryRolloutS
             if status.canary_weight == 0 or status.weight_verified_at is None:
                 return False
             successes = {tally.name: tally.successful for tally in status.tallies}
-            wanted = step.metrics or tuple(all_metrics)
+            wanted = [name for name in step.metrics or judged if name in judged]
             if any(successes.get(name, 0) < min_successful for name in wanted):
                 return False
         start_step(status, status.current_step_index + 1, now)
