@@ -64,13 +64,16 @@ run: venv cluster ## the local control plane, MLflow, the CRDs, the operator and
 	tools/operator.sh start
 	$(KUBECTL) --kubeconfig $(KUBECONFIG_FILE) create namespace $(DEMO_NAMESPACE) --dry-run=client -o yaml \
 	  | $(KUBECTL) --kubeconfig $(KUBECONFIG_FILE) apply -f - >/dev/null
-	$(KUBECTL) --kubeconfig $(KUBECONFIG_FILE) apply --server-side -n $(DEMO_NAMESPACE) -f manifests/samples/
+	$(KUBECTL) --kubeconfig $(KUBECONFIG_FILE) apply --server-side -n $(DEMO_NAMESPACE) -f manifests/samples/ -f manifests/demo/
 	@echo
 	@echo "The operator is running (log: .cluster/operator.log). Watch it work:"
 	@echo "  export KUBECONFIG=$$PWD/$(KUBECONFIG_FILE)"
 	@echo "  $(KUBECTL) get llmops -n $(DEMO_NAMESPACE) -o wide"
 	@echo "  $(KUBECTL) get llmdeployments,canaryrollouts,driftmonitors -n $(DEMO_NAMESPACE) --watch"
 	@echo "  PATH=$$PWD/$(VENV)/bin:\$$PATH $(KUBECTL) llmops -n $(DEMO_NAMESPACE) rollout get llama-8b-v2 --watch"
+	@echo "  PATH=$$PWD/$(VENV)/bin:\$$PATH $(KUBECTL) llmops -n $(DEMO_NAMESPACE) drift get llama-8b-live --watch"
+	@echo "Make the prompts drift (a retraining Job, a new version, its CanaryRollout follow):"
+	@echo "  $(PY) tools/demo_dataplane.py shift 80"
 	@echo "MLflow: $(LLMOPS_MLFLOW_TRACKING_URI)   Prometheus: $(LLMOPS_PROMETHEUS_URL)   Stop everything: make cluster-down"
 
 operator: venv ## run the operator in the foreground against .cluster/kubeconfig

@@ -25,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from llmops_operator.statistics.drift import Histogram, judge_histograms, ks_samples, psi, wasserstein_samples
+from llmops_operator.statistics.drift import Histogram, judge_feature, ks_samples, psi, wasserstein_samples
 
 BOUNDS = np.array([-3.0, -2.0, -1.5, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, np.inf])
 
@@ -66,7 +66,7 @@ def speed(rows: int, features: int) -> None:
     started = time.perf_counter()
     for base, cur in histograms.values():
         for test in ("ks", "psi", "chiSquare", "jensenShannon", "wasserstein"):
-            judge_histograms(test, base, cur, comparisons=features)  # type: ignore[arg-type]
+            judge_feature(test, base, cur, comparisons=features)  # type: ignore[arg-type]
     histogram_s = time.perf_counter() - started
     reference_frame, current_frame = pd.DataFrame(baseline), pd.DataFrame(current)
     started = time.perf_counter()
@@ -122,9 +122,7 @@ def power(rows: int, trials: int) -> None:
     evidently_default = (evidently_null < -0.05) if evidently_is_p_value(rows) else (evidently_null >= 0.1)
     ours_default_fp = np.mean(
         [
-            judge_histograms(
-                "psi", Histogram.from_samples(b, BOUNDS), Histogram.from_samples(c, BOUNDS)
-            ).drifted
+            judge_feature("psi", Histogram.from_samples(b, BOUNDS), Histogram.from_samples(c, BOUNDS)).drifted
             for b, c in zip(null_base, null_cur, strict=True)
         ]
     )

@@ -3,12 +3,18 @@ the pods of the demo LLMDeployment and its canary, a real Prometheus scrapes the
 ServiceMonitor would give the pods, and a load generator splits traffic by the weights the operator
 sets (the Ready pods of each side, as replica-ratio routing does).
 
-    python tools/demo_dataplane.py start|stop
+Prompt lengths are lognormal around a median of 20 words; `shift N` moves the median to N, which
+the demo DriftMonitor notices. kwok runs no containers, so this process also plays the trainer of
+every retraining Job that kwok completes: it runs examples/retrain/train.py with the Job's env,
+which registers the new version in MLflow for the operator to ship through a CanaryRollout.
+
+    python tools/demo_dataplane.py start|stop|shift N
 """
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -28,6 +34,7 @@ NAMESPACE = os.environ.get("DEMO_NAMESPACE", "llmops-demo")
 STABLE, CANARY = "llama-8b", "llama-8b-canary"
 PROMETHEUS_PORT = int(os.environ.get("PROMETHEUS_PORT", "39090"))
 SIM_PORTS = (38001, 38002)
+MEDIAN_FILE = STATE / "prompt-median"
 
 
 def prometheus_config() -> dict[str, object]:
@@ -65,20 +72,51 @@ def canary_share() -> float:
     return canary / (canary + stable) if canary + stable else 0.0
 
 
+def prompt_median() -> float:
+    try:
+        return float(MEDIAN_FILE.read_text())
+    except (OSError, ValueError):
+        return 20.0
+
+
+def play_trainer(trained: set[str]) -> None:
+    """Runs the example trainer for each completed retraining Job, once, with the Job's env."""
+    from kubernetes import client, config
+
+    config.load_kube_config(str(ROOT / ".cluster" / "kubeconfig"))
+    jobs = client.BatchV1Api().list_namespaced_job(NAMESPACE, label_selector="llmops.dev/driftmonitor")
+    for job in jobs.items:
+        done = any(c.type == "Complete" and c.status == "True" for c in job.status.conditions or [])
+        if not done or job.metadata.name in trained:
+            continue
+        env = {e.name: e.value for e in job.spec.template.spec.containers[0].env if e.value is not None}
+        trainer = [sys.executable, str(ROOT / "examples" / "retrain" / "train.py")]
+        subprocess.run(trainer, env={**os.environ, **env}, check=False, timeout=300)
+        trained.add(job.metadata.name)
+
+
 def serve() -> None:
     VLLMSimulator(STABLE, SIM_PORTS[0], Behaviour(ttft_ms=40, itl_ms=10)).start()
     # The demo canary is a little slower but within the sample's thresholds: it gets promoted.
     VLLMSimulator(STABLE, SIM_PORTS[1], Behaviour(ttft_ms=50, itl_ms=11)).start()
+    median = [prompt_median()]
     load = LoadGenerator(
         f"http://127.0.0.1:{SIM_PORTS[0]}",
         f"http://127.0.0.1:{SIM_PORTS[1]}",
         canary_share,
         rate_per_second=5,
+        prompt_words=lambda: int(random.lognormvariate(0, 0.4) * median[0]),
     ).start()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    trained: set[str] = set()
     try:
         while True:
-            time.sleep(3600)
+            time.sleep(5)
+            median[0] = prompt_median()
+            try:
+                play_trainer(trained)
+            except Exception as error:  # the demo keeps serving when the cluster blinks
+                print(f"[dataplane] trainer: {error}", flush=True)
     finally:
         load.stop()
 
@@ -106,6 +144,9 @@ def main(command: str) -> None:
                 os.kill(pid, signal.SIGTERM)
             pid_file.unlink()
         subprocess.run([str(ROOT / "tools" / "prometheus.sh"), "stop", str(STATE / "prometheus")], check=True)
+    elif command == "shift":
+        MEDIAN_FILE.write_text(sys.argv[2])
+        print(f"[dataplane] prompts now have a median of {sys.argv[2]} words")
     elif command == "serve":
         serve()
 

@@ -1,7 +1,8 @@
-"""``kubectl llmops``: watch and steer CanaryRollouts from a terminal.
+"""``kubectl llmops``: watch and steer CanaryRollouts, and watch DriftMonitors, from a terminal.
 
     kubectl llmops rollout get NAME [--watch]
     kubectl llmops rollout promote|abort|retry|pause|resume NAME
+    kubectl llmops drift get NAME [--watch]
 
 Installed as the console script ``kubectl-llmops``, which kubectl finds on PATH as a plugin.
 Requests are an annotation (``llmops.dev/request: VERB:NONCE``) the operator acts on once, so they
@@ -84,7 +85,51 @@ def render_rollout(rollout: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class Rollouts:
+def render_drift(monitor: dict[str, Any]) -> str:
+    """Each feature's latest score against its threshold, the episode, the last retraining."""
+    meta, status = monitor["metadata"], monitor.get("status") or {}
+    spec = monitor.get("spec") or {}
+    conditions = {c["type"]: c for c in status.get("conditions") or []}
+    drifted = conditions.get("Drifted", {})
+    lines = [
+        f"Name:      {meta['name']}  (namespace {meta.get('namespace', '')})",
+        f"Target:    {(spec.get('targetRef') or {}).get('name', '-')}",
+        f"Drifted:   {drifted.get('status', 'Unknown')} ({drifted.get('reason', '-')})"
+        + (f"  event {status['driftEventId']}" if status.get("driftEventId") else ""),
+        f"Checked:   {status.get('lastCheckTime') or '-'}   report {status.get('reportUri') or '-'}",
+    ]
+    features = status.get("features") or []
+    if features:
+        lines.append("Features:")
+        width = max(len(f["name"]) for f in features)
+        lines.append(
+            f"  {'NAME':<{width}}  TEST           SCORE  THRESHOLD  P-VALUE    DRIFTED  TYPE            N"
+        )
+        for f in features:
+            score = "-" if f.get("statistic") is None else f"{f['statistic']:.4g}"
+            p_value = "-" if f.get("pValue") is None else f"{f['pValue']:.3g}"
+            samples = f"{f.get('baselineSamples', 0)}/{f.get('currentSamples', 0)}"
+            verdict = "yes" if f.get("drifted") else "no"
+            lines.append(
+                f"  {f['name']:<{width}}  {f.get('test', ''):<13} {score:>6}  {f.get('threshold', ''):>9}  "
+                f"{p_value:<9}  {verdict:<7}  {f.get('driftType', ''):<14}  {samples}"
+            )
+    run = status.get("lastRetraining")
+    if run:
+        shipped = (
+            f"  -> version {run['modelVersion']} in {run['rolloutName']}" if run.get("rolloutName") else ""
+        )
+        lines.append(f"Retraining: Job {run['jobName']} {run.get('result', '')}{shipped}")
+    lines.append("Conditions:")
+    for condition in status.get("conditions") or []:
+        message = f"  {condition.get('message')}" if condition.get("message") else ""
+        lines.append(
+            f"  {condition['type']:<12} {condition['status']:<7} {condition.get('reason', '')}{message}"
+        )
+    return "\n".join(lines)
+
+
+class Resources:
     def __init__(self, namespace: str | None, kubeconfig: str | None) -> None:
         config.load_kube_config(config_file=kubeconfig)
         self.api = client.CustomObjectsApi()
@@ -93,8 +138,8 @@ class Rollouts:
             namespace = (context or {}).get("context", {}).get("namespace") or "default"
         self.namespace = namespace
 
-    def get(self, name: str) -> dict[str, Any]:
-        found = self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, "canaryrollouts", name)
+    def get(self, plural: str, name: str) -> dict[str, Any]:
+        found = self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, name)
         return cast(dict[str, Any], found)
 
     def request(self, name: str, verb: str) -> None:
@@ -103,7 +148,9 @@ class Rollouts:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kubectl llmops", description="Watch and steer CanaryRollouts.")
+    parser = argparse.ArgumentParser(
+        prog="kubectl llmops", description="Watch and steer CanaryRollouts; watch DriftMonitors."
+    )
     parser.add_argument("-n", "--namespace", default=None)
     parser.add_argument("--kubeconfig", default=None)
     commands = parser.add_subparsers(dest="resource", required=True)
@@ -115,18 +162,28 @@ def main(argv: list[str] | None = None) -> int:
     get.add_argument("--interval", type=float, default=2.0)
     for verb in REQUESTS:
         verbs.add_parser(verb, help=f"ask the operator to {verb} the rollout").add_argument("name")
+    drift = commands.add_parser("drift", help="DriftMonitor commands")
+    drift_get = drift.add_subparsers(dest="verb", required=True).add_parser(
+        "get", help="show a monitor: each feature's score against its threshold"
+    )
+    drift_get.add_argument("name")
+    drift_get.add_argument("-w", "--watch", action="store_true", help="redraw after every check")
+    drift_get.add_argument("--interval", type=float, default=5.0)
     args = parser.parse_args(argv)
+    plural, render = (
+        ("canaryrollouts", render_rollout) if args.resource == "rollout" else ("driftmonitors", render_drift)
+    )
     try:
-        rollouts = Rollouts(args.namespace, args.kubeconfig)
+        resources = Resources(args.namespace, args.kubeconfig)
         if args.verb != "get":
-            rollouts.request(args.name, args.verb)
+            resources.request(args.name, args.verb)
             print(f"canaryrollout/{args.name}: {args.verb} requested")
             return 0
         while True:
-            view = rollouts.get(args.name)
+            view = resources.get(plural, args.name)
             if args.watch and sys.stdout.isatty():
                 sys.stdout.write("\033[H\033[2J")
-            print(render_rollout(view), flush=True)
+            print(render(view), flush=True)
             if not args.watch or (view.get("status") or {}).get("phase") in TERMINAL:
                 return 0
             print()

@@ -24,6 +24,7 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
     "ServiceMonitor": ("/apis/monitoring.coreos.com/v1", "servicemonitors"),
     "Job": ("/apis/batch/v1", "jobs"),
+    "ConfigMap": ("/api/v1", "configmaps"),
     "LLMDeployment": (f"/apis/{GROUP}/{VERSION}", "llmdeployments"),
     "CanaryRollout": (f"/apis/{GROUP}/{VERSION}", "canaryrollouts"),
     "DriftMonitor": (f"/apis/{GROUP}/{VERSION}", "driftmonitors"),

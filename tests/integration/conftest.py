@@ -28,6 +28,7 @@ VERSIONS = dict(
     if "=" in line and not line.startswith("#")
 )
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
+PLUGIN_DIR = Path(sys.executable).parent  # where the kubectl-llmops console script is installed
 KUBECTL = ROOT / ".tools" / f"kubernetes-{VERSIONS['KUBERNETES_VERSION']}" / "kubectl"
 
 

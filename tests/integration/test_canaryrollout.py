@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 from tests.simulator.loadgen import LoadGenerator
 from tests.simulator.vllm_sim import Behaviour, VLLMSimulator
 
-from .conftest import KUBECTL, Cluster, MLflowServer, OperatorProcess, PrometheusServer, wait_for
+from .conftest import KUBECTL, PLUGIN_DIR, Cluster, MLflowServer, OperatorProcess, PrometheusServer, wait_for
 
 STABLE = "llama"
 CANARY = "llama-canary"
@@ -32,7 +31,6 @@ GOOD = Behaviour(ttft_ms=40, itl_ms=10)  # e2e ~110 ms: p95 ~285 ms with vLLM's 
 SLOW = Behaviour(ttft_ms=120, itl_ms=30)  # three times slower: p95 ~490 ms
 FAILING = Behaviour(ttft_ms=40, itl_ms=10, failure_percent=5)
 MODES = ["replica-ratio", "gateway-api"]
-PLUGIN_DIR = Path(sys.executable).parent  # where the kubectl-llmops console script is installed
 
 
 class World:

@@ -12,7 +12,9 @@ import yaml
 from .conftest import ROOT, Cluster
 
 CORPUS = yaml.safe_load((Path(__file__).parent / "invalid_objects.yaml").read_text())
-SAMPLES = sorted((ROOT / "manifests" / "samples").glob("*.yaml"))
+SAMPLES = sorted(
+    [*(ROOT / "manifests" / "samples").glob("*.yaml"), *(ROOT / "manifests" / "demo").glob("*.yaml")]
+)
 
 
 def _set(obj: Any, path: str, value: Any) -> None:
@@ -96,6 +98,7 @@ def test_kubectl_get_shows_useful_columns_short_names_and_category(cluster: Clus
             "llmdeployment.llmops.dev/llama-70b",
             "canaryrollout.llmops.dev/llama-8b-v2",
             "driftmonitor.llmops.dev/llama-8b-drift",
+            "driftmonitor.llmops.dev/llama-8b-live",
         ]
     )
     assert "llama-8b-v2" in cluster.kubectl("get", "canary", "-n", namespace).stdout

@@ -19,15 +19,20 @@ import pytest
 from tests.simulator.loadgen import LoadGenerator
 from tests.simulator.vllm_sim import VLLMSimulator
 
-from .conftest import ROOT, Cluster, MLflowServer, OperatorProcess, PrometheusServer, wait_for
+from .conftest import PLUGIN_DIR, ROOT, Cluster, MLflowServer, OperatorProcess, PrometheusServer, wait_for
 
 WINDOW = 15  # seconds: the current window, and the baseline window that ended one window ago
+
+
+def prompt_words(median: float) -> int:
+    """The load's prompt length in words (the simulator counts one token per word)."""
+    return int(random.lognormvariate(0, 0.4) * median)
 
 
 class DriftWorld:
     def __init__(self, cluster: Cluster, namespace: str, tmp_path: Path, mlflow: MLflowServer) -> None:
         self.mlflow = mlflow
-        self.cluster, self.namespace = cluster, namespace
+        self.cluster, self.namespace, self.tmp_path = cluster, namespace, tmp_path
         self.sim = VLLMSimulator("llama", 0).start()
         labels = {"namespace": namespace, "pod": "llama-0", "llmops_dev_llmdeployment": "llama"}
         self.prometheus = PrometheusServer(
@@ -57,10 +62,10 @@ class DriftWorld:
             f"http://127.0.0.1:{self.sim.port}",
             lambda: 0.0,
             rate_per_second=20,
-            prompt_words=lambda: int(random.lognormvariate(0, 0.4) * self.median_words),
+            prompt_words=lambda: prompt_words(self.median_words),
         )
 
-    def start(self) -> None:
+    def start(self, **spec: Any) -> None:
         self.prometheus.start()
         self.operator.start()
         self.load.start()
@@ -87,6 +92,7 @@ class DriftWorld:
                     "cooldown": "10m",
                 },
                 "onRetrained": {"autoRollout": True},
+                **spec,
             },
         }
         self.cluster.apply(monitor, self.namespace)
@@ -158,6 +164,28 @@ def test_a_shift_starts_exactly_one_retraining_job(drift_world: DriftWorld) -> N
     }
     assert env["DRIFT_EVENT_ID"] == event and env["DRIFTED_FEATURES"] == "prompt-tokens"
     assert env["MODEL_NAME"] == "llama" and env["CURRENT_WINDOW"].count("/") == 1
+    # The check that found the drift is an MLflow run with per-feature metrics and a plotted report,
+    # and the trainer is told where that report is.
+    run_id = env["DRIFT_REPORT_URI"].removeprefix("runs:/").split("/")[0]
+    run = world.mlflow.client().get_run(run_id)
+    assert run.data.tags["llmops.dev/drift-event"] == event
+    assert (
+        run.data.metrics["prompt-tokens/statistic"] > 0.25 and run.data.metrics["prompt-tokens/drifted"] == 1
+    )
+    experiment = world.mlflow.client().get_experiment(run.info.experiment_id)
+    assert experiment.name == f"driftmonitor/{world.namespace}/prompts"
+    report = Path(world.mlflow.client().download_artifacts(run_id, "drift-report.html", str(world.tmp_path)))
+    page = report.read_text()
+    assert "drift in prompt-tokens" in page and page.count("data:image/png;base64,") == 1
+    plugin = [str(PLUGIN_DIR / "kubectl-llmops"), "--kubeconfig", str(world.cluster.kubeconfig)]
+    view = subprocess.run(
+        [*plugin, "-n", world.namespace, "drift", "get", "prompts"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert view.returncode == 0, view.stderr
+    assert "prompt-tokens" in view.stdout and "psi" in view.stdout and "0.25" in view.stdout, view.stdout
 
     # The operator restarts mid-episode: the episode and its Job are remembered, not doubled.
     world.operator.stop()
@@ -214,6 +242,16 @@ def test_a_shift_starts_exactly_one_retraining_job(drift_world: DriftWorld) -> N
         lambda: world.condition("Drifted").get("reason") == "NoDrift", timeout=60, what="the episode ending"
     )
     assert len(world.jobs()) == 1
+    # Prompts shrink back: a new episode, inside the cooldown, so no second Job, and status says why.
+    world.median_words = 20.0
+    wait_for(lambda: world.condition("Drifted").get("status") == "True", timeout=40, what="a second episode")
+    assert world.status()["driftEventId"] not in ("", event)
+    held = wait_for(
+        lambda: "cooldown" in world.condition("Drifted").get("message", ""), timeout=10, what="the cooldown"
+    )
+    assert held
+    time.sleep(4)
+    assert len(world.jobs()) == 1
     reasons = {e["reason"] for e in world.cluster.get("events", "-n", world.namespace)["items"]}
     assert {
         "DriftDetected",
@@ -222,6 +260,57 @@ def test_a_shift_starts_exactly_one_retraining_job(drift_world: DriftWorld) -> N
         "RolloutCreated",
         "DriftEnded",
     } <= reasons
+
+
+def test_a_reference_dataset_baseline_from_a_configmap(drift_world: DriftWorld) -> None:
+    """The baseline is the training set's prompt lengths (a ConfigMap), not a past window."""
+    world = drift_world
+    training = [max(1, prompt_words(20.0)) for _ in range(3000)]
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "training-set"},
+        "data": {"prompts.csv": "prompt_tokens\n" + "\n".join(map(str, training))},
+    }
+    world.start(
+        baseline={"dataset": {"configMap": {"name": "training-set", "key": "prompts.csv"}}},
+        features=[
+            {
+                "name": "prompt-tokens",
+                "source": {"histogram": {"metric": "vllm:request_prompt_tokens"}},
+                "baselineColumn": "prompt_tokens",
+                "test": "psi",
+                "threshold": "0.25",
+            }
+        ],
+    )
+    # Before the ConfigMap exists the monitor says so, and judges nothing.
+    wait_for(
+        lambda: world.condition("Ready").get("reason") == "DatasetNotFound",
+        timeout=30,
+        what="DatasetNotFound",
+    )
+    assert "training-set" in world.condition("Ready")["message"]
+    world.cluster.apply(configmap, world.namespace)
+    wait_for(
+        lambda: world.condition("Drifted").get("reason") == "NoDrift",
+        timeout=60,
+        what="live traffic like training",
+    )
+    feature = world.status()["features"][0]
+    assert feature["baselineSamples"] == 3000 and feature["currentSamples"] >= 100
+    world.median_words = 80.0
+    wait_for(
+        lambda: world.condition("Drifted").get("status") == "True",
+        timeout=40,
+        what="drift from the training set",
+    )
+    assert len(wait_for(world.jobs, timeout=15, what="the retraining Job")) == 1
+    job_env = {
+        item["name"]: item.get("value")
+        for item in world.jobs()[0]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert job_env["BASELINE_WINDOW"] == "configmap training-set/prompts.csv"
 
 
 def test_prometheus_down_means_no_verdict_and_no_job(drift_world: DriftWorld) -> None:

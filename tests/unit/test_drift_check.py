@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 
-from llmops_operator.api.driftmonitor import DriftMonitorSpec
+from llmops_operator.api.driftmonitor import DriftMonitorSpec, FeatureResult, QuerySource
 from llmops_operator.drift import check
+from llmops_operator.drift.datasets import DatasetError, column, parse_dataset
+from llmops_operator.drift.report import render_report
 from llmops_operator.drift.retraining import job_result, retraining_job
+from llmops_operator.metrics.templates import TemplateError
+from llmops_operator.statistics.drift import Histogram
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 BOUNDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, float("inf")]
@@ -39,21 +44,40 @@ def cumulative(samples: np.ndarray) -> dict[float, float]:
     return {bound: float((samples <= bound).sum()) for bound in BOUNDS}
 
 
-def test_windows_and_queries() -> None:
-    baseline, current = check.windows(spec(), NOW)
-    assert current.text() == "2026-03-01T11:00:00Z/2026-03-01T12:00:00Z"
-    assert baseline.text() == "2026-02-22T11:00:00Z/2026-02-22T12:00:00Z"
-    fixed = spec(baseline={"fixed": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T06:00:00Z"}})
-    assert check.windows(fixed, NOW)[0].seconds == 6 * 3600
-    query = check.histogram_query(spec().features[0], "ns", "llama", current)
-    selector = 'namespace="ns",llmops_dev_llmdeployment="llama"'
-    assert query == f"sum by (le) (increase(vllm:request_prompt_tokens_bucket{{{selector}}}[3600s]))"
+class RecordedPrometheus:
+    """Answers each feature's query per window end, as Prometheus would for those windows."""
+
+    def __init__(self, buckets: dict[tuple[str, datetime], np.ndarray], series: dict[datetime, list[float]]):
+        self.buckets_by_window, self.series_by_end = buckets, series
+        self.queries: list[str] = []
+
+    def buckets(self, query: str, at: datetime) -> dict[float, float]:
+        self.queries.append(query)
+        metric = query.split("increase(")[1].split("_bucket")[0]
+        samples = self.buckets_by_window.get((metric, at))
+        return {} if samples is None else cumulative(samples)
+
+    def instant(self, query: str) -> list[float]:
+        raise AssertionError("a drift check reads windows, not instants")
+
+    def range(
+        self, query: str, seconds: float, step_seconds: float, end: datetime | None = None
+    ) -> list[float]:
+        self.queries.append(query)
+        assert end is not None
+        return self.series_by_end.get(end, [])
 
 
-def test_unsupported_sources_are_named() -> None:
-    assert check.unsupported(spec()) is None
-    dataset = spec(baseline={"dataset": {"configMap": {"name": "ref", "key": "data.csv"}}})
-    assert "dataset" in (check.unsupported(dataset) or "")
+def observed_for(monitor: DriftMonitorSpec, baseline: np.ndarray, current: np.ndarray) -> check.Verdict:
+    """Both histogram features see the same pair of windows."""
+    base_window, current_window = check.windows(monitor, NOW)
+    assert base_window is not None
+    buckets = {
+        (metric, window.end): data
+        for metric in ("vllm:request_prompt_tokens", "vllm:time_to_first_token_seconds")
+        for window, data in ((base_window, baseline), (current_window, current))
+    }
+    return check.judge(monitor, check.collect(monitor, RecordedPrometheus(buckets, {}), "ns", NOW))
 
 
 def test_a_real_shift_drifts_and_the_same_distribution_does_not() -> None:
@@ -62,36 +86,122 @@ def test_a_real_shift_drifts_and_the_same_distribution_does_not() -> None:
     same = rng.lognormal(3.0, 0.5, 5000)
     longer = rng.lognormal(4.0, 0.5, 5000)
     monitor = spec()
-    steady = check.judge(
-        monitor,
-        {"prompt-tokens": (cumulative(base), cumulative(same)), "ttft": (cumulative(base), cumulative(same))},
-    )
+    steady = observed_for(monitor, base, same)
     assert steady.drifted == [] and not check.is_drift(monitor, steady)
-    shifted = check.judge(
-        monitor,
-        {
-            "prompt-tokens": (cumulative(base), cumulative(longer)),
-            "ttft": (cumulative(base), cumulative(same)),
-        },
-    )
-    assert shifted.drifted == ["prompt-tokens"] and check.is_drift(monitor, shifted)
+    shifted = observed_for(monitor, base, longer)
+    assert "prompt-tokens" in shifted.drifted and check.is_drift(monitor, shifted)
     prompt = shifted.features[0]
     assert prompt.test == "psi" and prompt.statistic is not None and prompt.statistic > 0.2
+    assert prompt.threshold == "0.2"  # psi's default, shown in status
     assert prompt.drift_type in ("sudden", "gradual") and prompt.current_samples == 5000
     assert "prompt-tokens" in shifted.summary()
 
 
 def test_too_few_samples_is_no_data_never_drift() -> None:
     rng = np.random.default_rng(1)
-    few = check.judge(
-        spec(),
-        {
-            "prompt-tokens": (cumulative(rng.lognormal(3, 0.5, 50)), cumulative(rng.lognormal(5, 0.5, 50))),
-            "ttft": (cumulative(rng.lognormal(3, 0.5, 50)), cumulative(rng.lognormal(5, 0.5, 50))),
-        },
-    )
+    few = observed_for(spec(), rng.lognormal(3, 0.5, 50), rng.lognormal(5, 0.5, 50))
     assert few.drifted == [] and few.no_data == ["prompt-tokens", "ttft"]
     assert "too few samples" in few.summary()
+
+
+def test_a_window_without_series_is_no_data() -> None:
+    monitor = spec()
+    verdict = check.judge(monitor, check.collect(monitor, RecordedPrometheus({}, {}), "ns", NOW))
+    assert verdict.no_data == ["prompt-tokens", "ttft"] and verdict.features[0].current_samples == 0
+
+
+def test_query_features_are_sampled_over_each_window() -> None:
+    rng = np.random.default_rng(3)
+    monitor = spec(
+        features=[
+            {
+                "name": "queue",
+                "source": {"query": {"promql": 'sum(vllm:num_requests_waiting{namespace="{{namespace}}"})'}},
+            }
+        ]
+    )
+    base_window, current_window = check.windows(monitor, NOW)
+    assert base_window is not None
+    series = {base_window.end: list(rng.normal(2, 1, 300)), current_window.end: list(rng.normal(5, 1, 300))}
+    prometheus = RecordedPrometheus({}, series)
+    verdict = check.judge(monitor, check.collect(monitor, prometheus, "ns", NOW))
+    assert prometheus.queries == ['sum(vllm:num_requests_waiting{namespace="ns"})'] * 2
+    queue = verdict.features[0]
+    assert queue.test == "ks" and queue.drifted and queue.drift_type == "sudden" and queue.p_value is not None
+    with pytest.raises(TemplateError, match="pod"):
+        check.feature_query(
+            monitor.features[0].model_copy(
+                update={
+                    "source": monitor.features[0].source.model_copy(
+                        update={"query": QuerySource(promql="up{pod='{{pod}}'}")}
+                    )
+                }
+            ),
+            "ns",
+            "llama",
+            current_window,
+        )
+
+
+def test_a_reference_dataset_is_binned_into_the_live_buckets() -> None:
+    rng = np.random.default_rng(5)
+    monitor = spec(
+        baseline={"dataset": {"configMap": {"name": "reference", "key": "train.csv"}}},
+        features=[
+            {
+                "name": "prompt-tokens",
+                "source": {"histogram": {"metric": "vllm:request_prompt_tokens"}},
+                "baselineColumn": "prompt_len",
+            }
+        ],
+    )
+    assert check.windows(monitor, NOW)[0] is None
+    training = rng.lognormal(3.0, 0.5, 4000)
+    dataset = parse_dataset("prompt_len\n" + "\n".join(f"{v:.2f}" for v in training))
+    _, current_window = check.windows(monitor, NOW)
+    for live, drifts in ((rng.lognormal(3.0, 0.5, 3000), False), (rng.lognormal(4.0, 0.5, 3000), True)):
+        prometheus = RecordedPrometheus({("vllm:request_prompt_tokens", current_window.end): live}, {})
+        observed = check.collect(monitor, prometheus, "ns", NOW, dataset)
+        baseline, _ = observed["prompt-tokens"]
+        assert isinstance(baseline, Histogram) and baseline.total == 4000
+        assert check.judge(monitor, observed).features[0].drifted is drifts
+    with pytest.raises(DatasetError, match="no column 'prompt-tokens'"):
+        column(dataset, "prompt-tokens")
+
+
+def test_datasets_parse_csv_and_json_and_name_bad_cells() -> None:
+    assert parse_dataset("a,b\n1,2\n3,\n")["b"].tolist() == [2.0]
+    assert parse_dataset('[{"a": 1}, {"a": 2.5}]')["a"].tolist() == [1.0, 2.5]
+    assert parse_dataset('{"a": [1, 2, null]}')["a"].tolist() == [1.0, 2.0]
+    with pytest.raises(DatasetError, match="column 'a' row 2: 'x' is not a number"):
+        parse_dataset("a\n1\nx\n")
+    with pytest.raises(DatasetError, match="empty"):
+        parse_dataset("  ")
+
+
+def test_the_report_shows_every_feature_as_a_plot() -> None:
+    rng = np.random.default_rng(9)
+    monitor = spec()
+    base_window, current_window = check.windows(monitor, NOW)
+    assert base_window is not None
+    buckets = {
+        ("vllm:request_prompt_tokens", base_window.end): rng.lognormal(3, 0.5, 2000),
+        ("vllm:request_prompt_tokens", current_window.end): rng.lognormal(4, 0.5, 2000),
+        ("vllm:time_to_first_token_seconds", base_window.end): rng.lognormal(3, 0.5, 2000),
+        ("vllm:time_to_first_token_seconds", current_window.end): rng.lognormal(3, 0.5, 2000),
+    }
+    observed = check.collect(monitor, RecordedPrometheus(buckets, {}), "ns", NOW)
+    verdict = check.judge(monitor, observed)
+    page = render_report(
+        "Drift check of ns/drift", verdict, observed, base_window.text(), current_window.text()
+    )
+    assert page.count('src="data:image/png;base64,') == 2
+    assert "drift in prompt-tokens" in page and current_window.text() in page
+    samples = {"queue": (rng.normal(0, 1, 500), rng.normal(1, 1, 500))}
+    queue = check.Verdict(
+        [FeatureResult(name="queue", test="ks", baseline_samples=500, current_samples=500)], [], []
+    )
+    assert render_report("t", queue, samples, "b", "c").count("data:image/png") == 1
 
 
 def test_episode_ids_and_job_names_are_deterministic() -> None:
@@ -104,6 +214,7 @@ def test_episode_ids_and_job_names_are_deterministic() -> None:
 def test_the_job_carries_what_the_trainer_needs() -> None:
     monitor = {"metadata": {"name": "drift", "namespace": "ns", "uid": "u1"}}
     baseline, current = check.windows(spec(), NOW)
+    assert baseline is not None
     retraining = spec().retraining
     assert retraining is not None
     job = retraining_job(
@@ -112,8 +223,8 @@ def test_the_job_carries_what_the_trainer_needs() -> None:
         name="drift-retrain-abc",
         event_id="abc",
         drifted=["prompt-tokens"],
-        baseline=baseline,
-        current=current,
+        windows=(baseline.text(), current.text()),
+        report_uri="runs:/r1/drift-report.html",
         tracking_uri="http://mlflow:5000",
         model_name="llama-3-8b",
     )
@@ -121,7 +232,8 @@ def test_the_job_carries_what_the_trainer_needs() -> None:
     env = {item["name"]: item["value"] for item in container["env"]}
     assert env["DRIFT_EVENT_ID"] == "abc" and env["DRIFTED_FEATURES"] == "prompt-tokens"
     assert env["MODEL_NAME"] == "llama-3-8b" and env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
-    assert env["CURRENT_WINDOW"] == current.text()
+    assert env["CURRENT_WINDOW"] == current.text() and env["BASELINE_WINDOW"] == baseline.text()
+    assert env["DRIFT_REPORT_URI"] == "runs:/r1/drift-report.html"
     assert container["resources"]["limits"] == {"nvidia.com/gpu": 1}
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert job["metadata"]["ownerReferences"][0]["uid"] == "u1"

@@ -14,10 +14,12 @@ from llmops_operator.statistics.drift import (
     chi_square,
     drift_type,
     jensen_shannon,
-    judge_histograms,
+    judge_feature,
     ks_histogram,
     ks_samples,
     psi,
+    quantile_bounds,
+    run_test,
     wasserstein_histogram,
     wasserstein_samples,
 )
@@ -106,7 +108,7 @@ def test_drift_type(current: tuple[float, float], expected: str) -> None:
 def test_trivial_shift_on_huge_samples_is_not_drift() -> None:
     a = Histogram.from_samples(normal(9, 1_000_000), BOUNDS)
     b = Histogram.from_samples(normal(10, 1_000_000, mean=0.02), BOUNDS)
-    verdict = judge_histograms("ks", a, b)
+    verdict = judge_feature("ks", a, b)
     assert verdict.p_value is not None and verdict.p_value < 1e-6  # "significant"...
     assert not verdict.drifted  # ...but below the effect-size floor
 
@@ -115,7 +117,7 @@ def test_real_shift_is_drift_with_its_type() -> None:
     a = Histogram.from_samples(normal(11, 5000), BOUNDS)
     b = Histogram.from_samples(normal(12, 5000, mean=1.0), BOUNDS)
     for test in ("ks", "psi", "chiSquare", "jensenShannon", "wasserstein"):
-        verdict = judge_histograms(test, a, b, min_effect=0.1)
+        verdict = judge_feature(test, a, b, min_effect=0.1)
         assert verdict.drifted, test
         assert verdict.drift_type == "gradual", test
 
@@ -123,17 +125,17 @@ def test_real_shift_is_drift_with_its_type() -> None:
 def test_too_few_samples_is_no_data_never_drift() -> None:
     a = Histogram.from_samples(normal(13, 50), BOUNDS)
     b = Histogram.from_samples(normal(14, 50, mean=3.0), BOUNDS)
-    verdict = judge_histograms("psi", a, b, min_samples=100)
+    verdict = judge_feature("psi", a, b, min_samples=100)
     assert verdict.no_data and not verdict.drifted
 
 
 def test_bonferroni_divides_alpha() -> None:
     a = Histogram.from_samples(normal(15, 1000), BOUNDS)
     b = Histogram.from_samples(normal(16, 1000, mean=0.18), BOUNDS)  # p ~ 0.038 with these seeds
-    alone = judge_histograms("ks", a, b, threshold=0.05, min_effect=0.0)
+    alone = judge_feature("ks", a, b, threshold=0.05, min_effect=0.0)
     assert alone.p_value is not None and 0.05 / 20 < alone.p_value < 0.05
     assert alone.drifted
-    assert not judge_histograms("ks", a, b, threshold=0.05, comparisons=20, min_effect=0.0).drifted
+    assert not judge_feature("ks", a, b, threshold=0.05, comparisons=20, min_effect=0.0).drifted
 
 
 @settings(max_examples=10, deadline=None, derandomize=True)
@@ -145,6 +147,45 @@ def test_identical_distributions_stay_below_the_false_positive_rate(seed: int, n
     for _ in range(draws):
         a = Histogram.from_samples(rng.normal(0, 1, n), BOUNDS[::10])
         b = Histogram.from_samples(rng.normal(0, 1, n), BOUNDS[::10])
-        positives += judge_histograms(test, a, b, threshold=0.05, min_effect=0.0).drifted  # type: ignore[arg-type]
+        positives += judge_feature(test, a, b, threshold=0.05, min_effect=0.0).drifted  # type: ignore[arg-type]
     # 5% allowed; 3 binomial standard deviations of slack over 200 draws
+    assert positives / draws <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / draws)
+
+
+ALL_TESTS = ("ks", "psi", "chiSquare", "jensenShannon", "wasserstein")
+
+
+def test_raw_samples_run_every_test_and_agree_with_the_histogram_path() -> None:
+    base, same, shifted = normal(21, 4000), normal(22, 4000), normal(23, 4000, mean=1.0)
+    for test in ALL_TESTS:
+        on_samples = judge_feature(test, base, shifted)
+        on_buckets = judge_feature(
+            test, Histogram.from_samples(base, BOUNDS), Histogram.from_samples(shifted, BOUNDS)
+        )
+        assert on_samples.drifted and on_buckets.drifted, test
+        assert on_samples.drift_type == on_buckets.drift_type == "gradual", test
+        assert not judge_feature(test, base, same).drifted, test
+
+
+def test_binned_tests_on_samples_use_the_baseline_deciles() -> None:
+    base, current = normal(24, 3000), normal(25, 3000, std=2.0)
+    bounds = quantile_bounds(base)
+    assert len(bounds) == 10 and np.isinf(bounds[-1])
+    assert np.allclose(Histogram.from_samples(base, bounds).counts, 300, atol=1)
+    expected = psi(Histogram.from_samples(base, bounds), Histogram.from_samples(current, bounds))
+    assert run_test("psi", base, current).statistic == pytest.approx(expected.statistic)
+    assert judge_feature("psi", base, current).drift_type == "varianceChange"
+    with pytest.raises(TypeError):
+        run_test("psi", Histogram.from_samples(base, bounds), current)
+
+
+@settings(max_examples=10, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(200, 2000))
+def test_identical_samples_stay_below_the_false_positive_rate(seed: int, n: int) -> None:
+    rng = np.random.default_rng(seed)
+    draws = 200
+    positives = sum(
+        judge_feature("ks", rng.lognormal(0, 1, n), rng.lognormal(0, 1, n), min_effect=0.0).drifted
+        for _ in range(draws)
+    )
     assert positives / draws <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / draws)

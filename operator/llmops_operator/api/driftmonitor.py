@@ -53,6 +53,8 @@ class ConfigMapKey(K8sModel):
 
 
 class ReferenceDataset(K8sModel):
+    """Baseline samples per feature, as CSV with a header row or JSON (records or columns)."""
+
     mlflow_artifact: MLflowArtifact | None = None
     config_map: ConfigMapKey | None = None
 
@@ -72,27 +74,30 @@ class HistogramSource(K8sModel):
 
 
 class QuerySource(K8sModel):
+    """Every value of every series the query returns over the window, at ``step``, is a sample.
+    Values close in time are correlated: prefer a histogram where one exists."""
+
     promql: str = Field(
-        max_length=4096, description="PromQL sampled over the window; {{namespace}}, {{target}}."
+        max_length=4096, description="PromQL sampled over the window; variables {{namespace}}, {{target}}."
     )
     step: Duration = "1m"
-
-
-class ColumnSource(K8sModel):
-    column: str = Field(max_length=256)
 
 
 class FeatureSource(K8sModel):
     histogram: HistogramSource | None = None
     query: QuerySource | None = None
-    dataset: ColumnSource | None = None
 
-    model_config = cel_rules(exactly_one_of("a feature source", "histogram", "query", "dataset"))
+    model_config = cel_rules(exactly_one_of("a feature source", "histogram", "query"))
 
 
 class FeatureSpec(K8sModel):
     name: DNSLabel
     source: FeatureSource
+    baseline_column: str | None = Field(
+        default=None,
+        max_length=256,
+        description="The reference dataset's column holding this feature (default: the feature name).",
+    )
     test: DriftTest | None = Field(default=None, description="Default: ks for samples, psi for histograms.")
     threshold: Decimal | None = Field(
         default=None,
@@ -155,6 +160,7 @@ class DriftMonitorSpec(K8sModel):
 class FeatureResult(StatusModel):
     name: str
     test: str = ""
+    threshold: str = ""
     statistic: float | None = None
     p_value: float | None = None
     drifted: bool = False
@@ -204,8 +210,8 @@ class DriftMonitor(Resource):
         ],
         schema_rules=[
             {
-                "rule": "has(self.baseline.dataset) || self.features.all(f, !has(f.source.dataset))",
-                "message": "features with a dataset source need baseline.dataset",
+                "rule": "has(self.baseline.dataset) || self.features.all(f, !has(f.baselineColumn))",
+                "message": "baselineColumn needs a baseline.dataset",
                 "fieldPath": ".features",
             },
             {

@@ -7,7 +7,6 @@ from typing import Any
 from .. import API_VERSION, FIELD_MANAGER, GROUP
 from ..api.driftmonitor import RetrainingSpec
 from ..rendering.llmdeployment import GPU_RESOURCE, restricted_security_context
-from .check import Window
 
 MONITOR_LABEL = f"{GROUP}/driftmonitor"
 EVENT_LABEL = f"{GROUP}/drift-event"
@@ -20,13 +19,14 @@ def retraining_job(
     name: str,
     event_id: str,
     drifted: list[str],
-    baseline: Window,
-    current: Window,
+    windows: tuple[str, str],
+    report_uri: str,
     tracking_uri: str,
     model_name: str,
 ) -> dict[str, Any]:
     """What the trainer needs arrives as env: where MLflow is, which model, why it runs (the
-    drift event id it must tag the new version with, the drifted features and both windows)."""
+    drift event id it must tag the new version with, the drifted features, both windows (a
+    baseline dataset is named instead of a window) and the drift report's MLflow URI)."""
     meta = monitor["metadata"]
     template = retraining.template
     env = [
@@ -34,8 +34,9 @@ def retraining_job(
         {"name": "MODEL_NAME", "value": model_name},
         {"name": "DRIFT_EVENT_ID", "value": event_id},
         {"name": "DRIFTED_FEATURES", "value": ",".join(drifted)},
-        {"name": "BASELINE_WINDOW", "value": baseline.text()},
-        {"name": "CURRENT_WINDOW", "value": current.text()},
+        {"name": "BASELINE_WINDOW", "value": windows[0]},
+        {"name": "CURRENT_WINDOW", "value": windows[1]},
+        {"name": "DRIFT_REPORT_URI", "value": report_uri},
         {"name": "DRIFT_MONITOR", "value": f"{meta['namespace']}/{meta['name']}"},
         *[item.model_dump(mode="json", by_alias=True, exclude_none=True) for item in template.env],
     ]

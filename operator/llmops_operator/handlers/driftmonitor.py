@@ -5,7 +5,7 @@ concurrency policy. All state (the episode id, the last Job) lives in status.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
@@ -18,16 +18,40 @@ from ..api.driftmonitor import DriftMonitor, DriftMonitorSpec, DriftMonitorStatu
 from ..conditions import set_condition, status_changes
 from ..config import Settings
 from ..drift import check
+from ..drift.datasets import Columns, DatasetError, parse_dataset
+from ..drift.report import render_report
 from ..drift.retraining import EVENT_LABEL, MONITOR_LABEL, job_result, retraining_job
 from ..durations import parse_duration
 from ..kube import Kube, api_error_text
 from ..metrics import MetricsUnavailable, QueryFailed
 from ..metrics.prometheus import PrometheusProvider
+from ..metrics.templates import TemplateError
 from ..models import parse_registry_uri
-from ..registry.mlflow import RegistryUnavailable, find_version_by_tag
+from ..registry.mlflow import (
+    ArtifactNotFound,
+    RegistryUnavailable,
+    download_text,
+    find_version_by_tag,
+    log_run,
+)
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 EVENT_TAG = f"{GROUP}/drift-event"  # the tag a trainer puts on the version it registers
+MONITOR_TAG = f"{GROUP}/driftmonitor"
+REPORT_FILE = "drift-report.html"
+
+
+class DatasetNotFound(Exception):
+    """The ConfigMap or key named as the reference dataset does not exist (yet)."""
+
+
+def _dataset_text(spec: DriftMonitorSpec) -> str:
+    reference = spec.baseline.dataset
+    assert reference is not None
+    if reference.config_map is not None:
+        return f"configmap {reference.config_map.name}/{reference.config_map.key}"
+    assert reference.mlflow_artifact is not None
+    return f"runs:/{reference.mlflow_artifact.run_id}/{reference.mlflow_artifact.path}"
 
 
 def _parse(stamp: str | None) -> datetime | None:
@@ -45,6 +69,7 @@ class DriftMonitorController:
     def __init__(self, settings: Settings, kube: Kube) -> None:
         self.settings = settings
         self.kube = kube
+        self._artifacts: dict[tuple[str, str, str], Columns] = {}
 
     def tick(self, body: dict[str, Any]) -> None:
         meta = body["metadata"]
@@ -68,11 +93,7 @@ class DriftMonitorController:
             nonlocal conditions
             conditions = set_condition(conditions, type_, state, reason, message, generation)
 
-        problem = check.unsupported(spec)
-        if problem is not None:
-            condition("Ready", "False", "Unsupported", problem)
-            condition("Drifted", "Unknown", "Unsupported", problem)
-        elif check_due(spec, status, generation, now):
+        if check_due(spec, status, generation, now):
             self._check(body, spec, status, now, updates, condition, events)
         if spec.retraining is not None and status.last_retraining is not None:
             self._follow_job(body, status, updates, condition, events)
@@ -95,50 +116,54 @@ class DriftMonitorController:
     ) -> None:
         meta = body["metadata"]
         url = spec.prometheus.address if spec.prometheus is not None else self.settings.prometheus_url
-        provider = PrometheusProvider(url)
         baseline_window, current_window = check.windows(spec, now)
         updates["lastCheckTime"] = now.strftime(TIME_FORMAT)
-        histograms = {}
+        no_verdict = "no verdict without a baseline and current samples; no retraining"
         try:
-            for feature in spec.features:
-                histograms[feature.name] = tuple(
-                    provider.buckets(
-                        check.histogram_query(feature, meta["namespace"], spec.target_ref.name, w), w.end
-                    )
-                    for w in (baseline_window, current_window)
-                )
-        except (MetricsUnavailable, QueryFailed) as error:
+            dataset = self._dataset(spec, meta["namespace"]) if spec.baseline.dataset is not None else None
+            observed = check.collect(spec, PrometheusProvider(url), meta["namespace"], now, dataset)
+        except MetricsUnavailable as error:
             condition("Ready", "False", "MetricsUnavailable", str(error))
-            condition("Drifted", "Unknown", "MetricsUnavailable", "no check without metrics; no retraining")
+            condition("Drifted", "Unknown", "MetricsUnavailable", no_verdict)
             return
-        verdict = check.judge(spec, histograms)  # type: ignore[arg-type]
+        except (QueryFailed, TemplateError) as error:
+            condition("Ready", "False", "QueryFailed", f"Prometheus refused a feature's query: {error}")
+            condition("Drifted", "Unknown", "QueryFailed", no_verdict)
+            return
+        except (DatasetError, DatasetNotFound, ArtifactNotFound) as error:
+            reason = "InvalidDataset" if isinstance(error, DatasetError) else "DatasetNotFound"
+            condition("Ready", "False", reason, f"reference dataset: {error}")
+            condition("Drifted", "Unknown", reason, no_verdict)
+            return
+        except RegistryUnavailable as error:
+            condition("Ready", "False", "RegistryUnavailable", f"reference dataset: {error}")
+            condition("Drifted", "Unknown", "RegistryUnavailable", no_verdict)
+            return
+        verdict = check.judge(spec, observed)
         updates["features"] = [f.model_dump(mode="json", by_alias=True) for f in verdict.features]
+        condition("Ready", "True", "Checked", f"checked {len(spec.features)} features")
+        drifting = check.is_drift(spec, verdict)
+        event_id = (status.drift_event_id or check.drift_event_id(meta["uid"], now)) if drifting else ""
+        baseline_text = baseline_window.text() if baseline_window is not None else _dataset_text(spec)
+        report_uri = self._report(
+            body, verdict, observed, baseline_text, current_window.text(), event_id, condition
+        )
+        updates["reportUri"] = report_uri
         drifted_before = status.drift_event_id != ""
-        if check.is_drift(spec, verdict):
-            condition("Ready", "True", "Checked", f"checked {len(spec.features)} features")
-            condition("Drifted", "True", "Drift", verdict.summary())
-            event_id = status.drift_event_id or check.drift_event_id(meta["uid"], now)
+        if drifting:
+            held = ""
+            if spec.retraining is not None:
+                windows = (baseline_text, current_window.text())
+                held = self._start_job(
+                    body, spec, status, event_id, verdict, windows, report_uri, now, updates, events
+                )
+            condition("Drifted", "True", "Drift", verdict.summary() + (f"; {held}" if held else ""))
             updates["driftEventId"] = event_id
             if not drifted_before:
                 events.append(("Warning", "DriftDetected", f"{verdict.summary()} (event {event_id})"))
-            if spec.retraining is not None:
-                self._start_job(
-                    body,
-                    spec,
-                    status,
-                    event_id,
-                    verdict,
-                    baseline_window,
-                    current_window,
-                    now,
-                    updates,
-                    events,
-                )
-        elif verdict.no_data and not verdict.drifted:
-            condition("Ready", "True", "Checked", f"checked {len(spec.features)} features")
+        elif verdict.no_data:
             condition("Drifted", "Unknown", "NoData", verdict.summary())
         else:
-            condition("Ready", "True", "Checked", f"checked {len(spec.features)} features")
             condition("Drifted", "False", "NoDrift", verdict.summary())
             updates["driftEventId"] = ""
             if drifted_before:
@@ -150,6 +175,74 @@ class DriftMonitorController:
                     )
                 )
 
+    def _dataset(self, spec: DriftMonitorSpec, namespace: str) -> Columns:
+        """A ConfigMap is read at every check (it may be edited); an MLflow artifact is immutable,
+        so it is downloaded once per operator process."""
+        reference = spec.baseline.dataset
+        assert reference is not None
+        if reference.config_map is not None:
+            found = self.kube.get("ConfigMap", namespace, reference.config_map.name)
+            text = ((found or {}).get("data") or {}).get(reference.config_map.key)
+            if text is None:
+                what = f"ConfigMap {reference.config_map.name}"
+                raise DatasetNotFound(
+                    f"{what} not found"
+                    if found is None
+                    else f"{what} has no key {reference.config_map.key!r}"
+                )
+            return parse_dataset(str(text))
+        assert reference.mlflow_artifact is not None
+        key = (
+            self.settings.mlflow_tracking_uri,
+            reference.mlflow_artifact.run_id,
+            reference.mlflow_artifact.path,
+        )
+        if key not in self._artifacts:
+            self._artifacts[key] = parse_dataset(download_text(*key))
+        return self._artifacts[key]
+
+    def _report(
+        self,
+        body: dict[str, Any],
+        verdict: check.Verdict,
+        observed: dict[str, tuple[check.Observation, check.Observation]],
+        baseline: str,
+        current: str,
+        event_id: str,
+        condition: Any,
+    ) -> str:
+        """Every check is an MLflow run in the monitor's experiment: per-feature metrics and the
+        report. MLflow being away costs the report, never the verdict."""
+        meta = body["metadata"]
+        monitor = f"{meta['namespace']}/{meta['name']}"
+        experiment = f"driftmonitor/{monitor}"
+        metrics: dict[str, float] = {"drifted_features": float(len(verdict.drifted))}
+        for result in verdict.features:
+            if result.statistic is not None:
+                metrics[f"{result.name}/statistic"] = result.statistic
+                metrics[f"{result.name}/drifted"] = float(result.drifted)
+            if result.p_value is not None:
+                metrics[f"{result.name}/p_value"] = result.p_value
+        tags = {MONITOR_TAG: monitor, **({EVENT_TAG: event_id} if event_id else {})}
+        params = {"baseline": baseline, "current_window": current}
+        params.update({f"{r.name}/test": f"{r.test} {r.threshold}" for r in verdict.features})
+        report = render_report(f"Drift check of {monitor}", verdict, observed, baseline, current)
+        try:
+            run_id = log_run(
+                self.settings.mlflow_tracking_uri,
+                experiment,
+                f"check-{current.split('/')[1]}",
+                tags=tags,
+                params=params,
+                metrics=metrics,
+                texts={REPORT_FILE: report},
+            )
+        except RegistryUnavailable as error:
+            condition("Reported", "False", "RegistryUnavailable", f"no report for this check: {error}")
+            return ""
+        condition("Reported", "True", "Logged", f"MLflow experiment {experiment}, run {run_id}")
+        return f"runs:/{run_id}/{REPORT_FILE}"
+
     def _start_job(
         self,
         body: dict[str, Any],
@@ -157,27 +250,28 @@ class DriftMonitorController:
         status: DriftMonitorStatus,
         event_id: str,
         verdict: check.Verdict,
-        baseline: check.Window,
-        current: check.Window,
+        windows: tuple[str, str],
+        report_uri: str,
         now: datetime,
         updates: dict[str, Any],
         events: list[tuple[str, str, str]],
-    ) -> None:
-        """One Job per drift episode, and none inside the cooldown or beside a running one (Forbid)."""
+    ) -> str:
+        """One Job per drift episode, and none inside the cooldown or beside a running one (Forbid).
+        Returns why retraining is held back, for the Drifted condition; empty when it is not."""
         assert spec.retraining is not None
         meta = body["metadata"]
         last = status.last_retraining
         if last is not None and last.drift_event_id == event_id:
-            return  # this episode already has its Job
+            return ""  # this episode already has its Job
         if last is not None:
             started = _parse(last.start_time)
-            if started is not None and (now - started).total_seconds() < parse_duration(
-                spec.retraining.cooldown
-            ):
-                return
+            cooldown = parse_duration(spec.retraining.cooldown)
+            if started is not None and (now - started).total_seconds() < cooldown:
+                until = (started + timedelta(seconds=cooldown)).strftime(TIME_FORMAT)
+                return f"retraining held by the cooldown until {until} (last Job {last.job_name})"
             if last.result in ("", "Running"):
                 if spec.retraining.concurrency_policy == "Forbid":
-                    return
+                    return f"retraining held: Job {last.job_name} is still running (concurrencyPolicy Forbid)"
                 self.kube.delete("Job", meta["namespace"], last.job_name)  # Replace
         name = check.job_name(meta["name"], event_id)
         target = self.kube.get("LLMDeployment", meta["namespace"], spec.target_ref.name) or {}
@@ -189,8 +283,8 @@ class DriftMonitorController:
             name=name,
             event_id=event_id,
             drifted=verdict.drifted,
-            baseline=baseline,
-            current=current,
+            windows=windows,
+            report_uri=report_uri,
             tracking_uri=self.settings.mlflow_tracking_uri,
             model_name=ref.name if ref is not None else spec.target_ref.name,
         )
@@ -200,6 +294,7 @@ class DriftMonitorController:
         ).model_dump(mode="json", by_alias=True, exclude_none=True)
         if created:
             events.append(("Normal", "RetrainingStarted", f"Job {name} for drift event {event_id}"))
+        return ""
 
     def _follow_job(
         self,

@@ -40,8 +40,10 @@ class PrometheusProvider:
         result = self._call(self._client.custom_query, query=query)
         return [float(series["value"][1]) for series in result if "value" in series]
 
-    def range(self, query: str, seconds: float, step_seconds: float) -> list[float]:
-        end = datetime.now(UTC)
+    def range(
+        self, query: str, seconds: float, step_seconds: float, end: datetime | None = None
+    ) -> list[float]:
+        end = end or datetime.now(UTC)
         result = self._call(
             self._client.custom_query_range,
             query=query,

@@ -23,6 +23,9 @@ class MetricsProvider(Protocol):
         """A histogram query's cumulative count per ``le`` bound, evaluated at ``at``."""
         ...
 
-    def range(self, query: str, seconds: float, step_seconds: float) -> list[float]:
-        """Every sample of every series over the last ``seconds``: the input of a rank test."""
+    def range(
+        self, query: str, seconds: float, step_seconds: float, end: datetime | None = None
+    ) -> list[float]:
+        """Every sample of every series over the ``seconds`` before ``end`` (default now): the
+        input of a rank test."""
         ...

@@ -21,6 +21,10 @@ class ModelNotFound(Exception):
     """The registry answered, and has no such model, alias or version."""
 
 
+class ArtifactNotFound(Exception):
+    """The registry answered, and the run or its artifact does not exist."""
+
+
 @dataclass(frozen=True)
 class ResolvedVersion:
     name: str
@@ -97,6 +101,59 @@ def tag_version(name: str, version: str, key: str, value: str, tracking_uri: str
         _client(tracking_uri).set_model_version_tag(name, version, key, value)
     except (MlflowException, OSError) as error:
         raise _unavailable(tracking_uri, error) from error
+
+
+def log_run(
+    tracking_uri: str,
+    experiment: str,
+    run_name: str,
+    *,
+    tags: dict[str, str],
+    params: dict[str, str],
+    metrics: dict[str, float],
+    texts: dict[str, str],
+) -> str:
+    """One finished run in ``experiment`` (created when missing); returns its id."""
+    from mlflow.entities import Metric, Param
+    from mlflow.exceptions import MlflowException
+
+    client = _client(tracking_uri)
+    try:
+        found = client.get_experiment_by_name(experiment)
+        experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
+        run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+        run_id = str(run.info.run_id)
+        stamp = int(run.info.start_time)
+        client.log_batch(
+            run_id,
+            metrics=[Metric(key, value, stamp, 0) for key, value in metrics.items()],
+            params=[Param(key, value) for key, value in params.items()],
+        )
+        for path, text in texts.items():
+            client.log_text(run_id, text, path)
+        client.set_terminated(run_id)
+    except (MlflowException, OSError) as error:
+        raise _unavailable(tracking_uri, error) from error
+    return run_id
+
+
+def download_text(tracking_uri: str, run_id: str, path: str) -> str:
+    """An artifact of a run, as text (a reference dataset)."""
+    import tempfile
+    from pathlib import Path
+
+    from mlflow.exceptions import MlflowException
+
+    client = _client(tracking_uri)
+    with tempfile.TemporaryDirectory() as directory:
+        try:
+            local = client.download_artifacts(run_id, path, directory)
+        except (MlflowException, OSError) as error:
+            text = str(error)
+            if getattr(error, "error_code", "") == "RESOURCE_DOES_NOT_EXIST" or "404" in text:
+                raise ArtifactNotFound(f"MLflow run {run_id} has no artifact {path!r}") from error
+            raise _unavailable(tracking_uri, error) from error
+        return Path(local).read_text()
 
 
 def _summary(error: Exception) -> str:

@@ -9,7 +9,6 @@ other two.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -18,11 +17,10 @@ from scipy import stats
 
 from ..api.canaryrollout import AnalysisSpec, BaselineComparison, MetricCheck, MetricPreset
 from ..metrics import MetricsProvider, MetricsUnavailable, QueryFailed
+from ..metrics.templates import TemplateError, render_query
 
 Phase = Literal["Successful", "Failed", "Inconclusive", "Error"]
-VARIABLES = ("canary", "stable", "namespace", "interval")
 MIN_BASELINE_SAMPLES = 3
-_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 # The Prometheus labels a ServiceMonitor gives each vLLM pod (podTargetLabels of the LLMDeployment's
 # ServiceMonitor): which LLMDeployment it belongs to, so canary and stable are told apart by name.
@@ -70,10 +68,6 @@ DEFAULT_METRICS = [
 ]
 
 
-class TemplateError(ValueError):
-    """A query names a variable the operator does not provide."""
-
-
 @dataclass(frozen=True)
 class Measurement:
     metric: str
@@ -100,15 +94,6 @@ def applicable(metrics: list[MetricCheck], canary_weight: int) -> list[MetricChe
         elif metric.min is not None or metric.max is not None:
             kept.append(metric.model_copy(update={"baseline": None}))
     return kept
-
-
-def render_query(template: str, variables: Mapping[str, str]) -> str:
-    """Substitute ``{{name}}``; a name without a value is an error, never an empty string."""
-    missing = sorted({name for name in _VARIABLE.findall(template) if name not in variables})
-    if missing:
-        known = ", ".join(f"{{{{{name}}}}}" for name in VARIABLES)
-        raise TemplateError(f"unknown variable {{{{{missing[0]}}}}} (known: {known})")
-    return _VARIABLE.sub(lambda match: variables[match.group(1)], template)
 
 
 def query_of(metric: MetricCheck) -> str:

@@ -175,30 +175,69 @@ class FeatureVerdict:
     drift_type: DriftType
 
 
-def judge_histograms(
+def quantile_bounds(baseline: ArrayLike, bins: int = 10) -> Floats:
+    """Bucket bounds for raw samples: the baseline's deciles and +Inf, so every bucket of the
+    baseline holds about the same share (the usual binning for PSI on continuous data)."""
+    inner = np.unique(np.quantile(np.asarray(baseline, dtype=float), np.linspace(0, 1, bins + 1)[1:-1]))
+    return np.concatenate([inner, [np.inf]])
+
+
+HISTOGRAM_TESTS = {
+    "ks": ks_histogram,
+    "psi": psi,
+    "chiSquare": chi_square,
+    "jensenShannon": jensen_shannon,
+    "wasserstein": wasserstein_histogram,
+}
+
+
+def run_test(test: TestName, baseline: Histogram | ArrayLike, current: Histogram | ArrayLike) -> TestResult:
+    """One test on two histograms (same buckets) or two raw samples. On samples, KS and Wasserstein
+    use every value; the binned tests bin both samples on the baseline's deciles."""
+    if isinstance(baseline, Histogram) and isinstance(current, Histogram):
+        return HISTOGRAM_TESTS[test](baseline, current)
+    if isinstance(baseline, Histogram) or isinstance(current, Histogram):
+        raise TypeError("compare two histograms or two samples; bin the samples first")
+    if test == "ks":
+        return ks_samples(baseline, current)
+    if test == "wasserstein":
+        return wasserstein_samples(baseline, current)
+    bounds = quantile_bounds(baseline)
+    return HISTOGRAM_TESTS[test](
+        Histogram.from_samples(baseline, bounds), Histogram.from_samples(current, bounds)
+    )
+
+
+def _size(data: Histogram | ArrayLike) -> float:
+    return data.total if isinstance(data, Histogram) else float(np.asarray(data).size)
+
+
+def _moments(data: Histogram | ArrayLike) -> tuple[float, float]:
+    if isinstance(data, Histogram):
+        return data.moments()
+    values = np.asarray(data, dtype=float)
+    return float(values.mean()), float(values.std())
+
+
+def judge_feature(
     test: TestName,
-    baseline: Histogram,
-    current: Histogram,
+    baseline: Histogram | ArrayLike,
+    current: Histogram | ArrayLike,
     *,
     threshold: float | None = None,
     comparisons: int = 1,
     min_samples: int = 100,
     min_effect: float = 0.1,
 ) -> FeatureVerdict:
-    """One feature's verdict. ``comparisons`` is the number of p-value tests (Bonferroni)."""
-    if baseline.total < min_samples or current.total < min_samples:
+    """One feature's verdict, from two histograms or two raw samples. ``comparisons`` is the
+    number of p-value tests among the features (Bonferroni)."""
+    if _size(baseline) < min_samples or _size(current) < min_samples:
         return FeatureVerdict(test, None, None, False, True, "none")
     limit = DEFAULT_THRESHOLDS[test] if threshold is None else threshold
-    result = {
-        "ks": ks_histogram,
-        "psi": psi,
-        "chiSquare": chi_square,
-        "jensenShannon": jensen_shannon,
-        "wasserstein": wasserstein_histogram,
-    }[test](baseline, current)
+    result = run_test(test, baseline, current)
     if result.p_value is not None:
         drifted = result.p_value < limit / max(comparisons, 1) and result.effect >= min_effect
     else:
         drifted = result.statistic >= limit
-    kind = drift_type(baseline.moments(), current.moments()) if drifted else "none"
+    kind = drift_type(_moments(baseline), _moments(current)) if drifted else "none"
     return FeatureVerdict(test, result.statistic, result.p_value, drifted, False, kind)

@@ -1,0 +1,119 @@
+"""The drift report a person opens in MLflow: per feature, baseline against current as a plot,
+with the test, statistic and verdict beside it. One self-contained HTML file (PNG plots inline)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..statistics.drift import Histogram
+from .check import Observation, Verdict
+
+BASELINE_COLOUR, CURRENT_COLOUR = "#4c72b0", "#dd8452"
+
+
+def _shares(samples: NDArray[np.float64], bins: NDArray[np.float64]) -> NDArray[np.float64]:
+    counts, _ = np.histogram(samples, bins=bins)
+    return np.asarray(counts / max(int(counts.sum()), 1), dtype=float)
+
+
+def _plot(name: str, baseline: Observation, current: Observation) -> str:
+    """A PNG (base64) of the two distributions: bucket shares for histograms, binned samples else."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(7, 3), dpi=90)
+    try:
+        if isinstance(baseline, Histogram) and isinstance(current, Histogram):
+            labels = [f"≤{b:g}" if np.isfinite(b) else "+Inf" for b in baseline.upper_bounds]
+            x = np.arange(len(labels))
+            for offset, histogram, label, colour in (
+                (-0.2, baseline, "baseline", BASELINE_COLOUR),
+                (0.2, current, "current", CURRENT_COLOUR),
+            ):
+                shares = histogram.counts / max(histogram.total, 1.0)
+                axes.bar(x + offset, shares, 0.4, label=label, color=colour)
+            axes.set_xticks(x, labels, rotation=60, fontsize=7)
+        else:
+            both = np.concatenate([np.asarray(baseline, dtype=float), np.asarray(current, dtype=float)])
+            low, high = np.percentile(both, [0.5, 99.5]) if both.size else (0.0, 1.0)
+            bins = np.linspace(low, high if high > low else low + 1.0, 31)
+            centres = (bins[:-1] + bins[1:]) / 2
+            for data, label, colour in (
+                (baseline, "baseline", BASELINE_COLOUR),
+                (current, "current", CURRENT_COLOUR),
+            ):
+                axes.step(
+                    centres,
+                    _shares(np.asarray(data, dtype=float), bins),
+                    where="mid",
+                    label=label,
+                    color=colour,
+                )
+        axes.set_title(name)
+        axes.set_ylabel("share")
+        axes.legend()
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+    finally:
+        pyplot.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def render_report(
+    title: str,
+    verdict: Verdict,
+    observed: dict[str, tuple[Observation, Observation]],
+    baseline: str,
+    current: str,
+) -> str:
+    rows, plots = [], []
+    for result in verdict.features:
+        cells = [
+            result.name,
+            result.test,
+            "" if result.statistic is None else f"{result.statistic:.4g}",
+            "" if result.p_value is None else f"{result.p_value:.3g}",
+            result.threshold,
+            "yes" if result.drifted else "no",
+            result.drift_type,
+            f"{result.baseline_samples:,}",
+            f"{result.current_samples:,}",
+        ]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells) + "</tr>")
+        if result.name in observed and result.baseline_samples and result.current_samples:
+            image = _plot(result.name, *observed[result.name])
+            plots.append(
+                f'<h2>{html.escape(result.name)}</h2><img alt="{html.escape(result.name)}" '
+                f'src="data:image/png;base64,{image}">'
+            )
+    header = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "feature",
+            "test",
+            "statistic",
+            "p-value",
+            "threshold",
+            "drifted",
+            "type",
+            "baseline n",
+            "current n",
+        )
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif}td,th{padding:2px 8px;border-bottom:1px solid #ddd}</style>"
+        f"</head><body><h1>{html.escape(title)}</h1>"
+        f"<p><b>{html.escape(verdict.summary())}</b></p>"
+        f"<p>baseline {html.escape(baseline)}<br>current {html.escape(current)}</p>"
+        f"<table><tr>{header}</tr>{''.join(rows)}</table>{''.join(plots)}</body></html>"
+    )
