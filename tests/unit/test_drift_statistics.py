@@ -52,6 +52,21 @@ def test_ks_samples_is_scipys() -> None:
     assert result.p_value == pytest.approx(reference.pvalue)
 
 
+def test_ks_samples_is_scipys_on_large_samples_too() -> None:
+    a, b = normal(31, 30_000), normal(32, 20_000, mean=0.02)  # past scipy's exact-method limit
+    reference, result = stats.ks_2samp(a, b), ks_samples(a, b)
+    assert result.statistic == pytest.approx(reference.statistic)
+    assert result.p_value == pytest.approx(reference.pvalue, rel=1e-6)
+    far = ks_samples(a, normal(33, 20_000, mean=1.0))
+    assert far.p_value is not None and far.p_value < 1e-10
+
+
+def test_wasserstein_samples_is_scipys_in_baseline_sds() -> None:
+    a, b = normal(34, 3000, std=2.0), normal(35, 2000, mean=0.5)
+    expected = stats.wasserstein_distance(a, b) / np.std(a)
+    assert wasserstein_samples(a, b).statistic == pytest.approx(expected)
+
+
 def test_ks_histogram_agrees_with_raw_samples() -> None:
     a, b = normal(3, 5000), normal(4, 5000, mean=0.2)
     raw = ks_samples(a, b)
