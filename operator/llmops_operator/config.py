@@ -16,6 +16,9 @@ class Settings(BaseSettings):
     )
     health_port: int = Field(default=8080, ge=1, le=65535)
     health_host: str = "0.0.0.0"
+    metrics_port: int = Field(
+        default=8081, ge=0, le=65535, description="The operator's /metrics; 0 turns it off."
+    )
     log_format: Literal["json", "plain"] = "json"
     verbose: bool = False
     peering: str | None = Field(default=None, description="kopf peering name; unset runs standalone.")

@@ -68,6 +68,7 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser = argparse.ArgumentParser(prog="llmops-operator", description=__doc__)
     parser.add_argument("--namespace", "-n", action="append", dest="namespaces", help="watch only these")
     parser.add_argument("--health-port", type=int, help="liveness endpoint port (/healthz)")
+    parser.add_argument("--metrics-port", type=int, help="the operator's Prometheus metrics port (0: off)")
     parser.add_argument("--log-format", choices=["json", "plain"])
     parser.add_argument("--verbose", "-v", action="store_true", default=None)
     parser.add_argument("--peering", help="kopf peering name, for several replicas with one acting")
@@ -91,9 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"llmops-operator: {error}", file=sys.stderr)
         return 2
 
-    from . import handlers
+    from . import handlers, telemetry
 
     handlers.register(settings)
+    if settings.metrics_port:
+        telemetry.serve(settings.metrics_port, settings.health_host)
     kopf.configure(
         verbose=settings.verbose,
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -111,6 +112,7 @@ class OperatorProcess:
         self.extra_env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.health_port = free_port()
+        self.metrics_port = free_port()
 
     def start(self) -> None:
         # A short resync so registry polling and retries show within a test's patience.
@@ -133,6 +135,8 @@ class OperatorProcess:
                 "plain",
                 "--health-port",
                 str(self.health_port),
+                "--metrics-port",
+                str(self.metrics_port),
             ],
             env=env,
             stdout=self.log,
@@ -157,6 +161,19 @@ class OperatorProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def metric(self, family: str, /, **labels: str) -> float:
+        """The sum of the operator's samples of ``family`` whose labels include ``labels``."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+        return sum(
+            sample.value
+            for found in text_string_to_metric_families(text)
+            for sample in found.samples
+            if sample.name == family and labels.items() <= sample.labels.items()
+        )
 
 
 def free_port() -> int:

@@ -254,6 +254,14 @@ def test_good_canary_is_promoted_through_every_step(world: World) -> None:
     assert all(m["value"] for m in status["measurements"]), status["measurements"]
     assert world.condition("Promoted")["status"] == "True"
     assert world.condition("Ready")["status"] == "True"
+    # The operator's own metrics tell the same story to Prometheus.
+    rollout = {"namespace": world.namespace, "name": "upgrade"}
+    metric = world.operator.metric
+    assert metric("llmops_canaryrollout_phase", phase="Promoted", **rollout) == 1
+    assert metric("llmops_canaryrollout_phase", phase="Progressing", **rollout) == 0
+    assert metric("llmops_analysis_measurements_total", rollout="upgrade", phase="Successful") >= 2
+    assert metric("llmops_reconciles_total", kind="CanaryRollout", result="success") > 0
+    assert metric("llmops_canaryrollout_rollbacks_total", **rollout) == 0
     # The stable LLMDeployment now serves the canary's version, and the registry alias moved.
     stable = world.cluster.get("llmdeployment", STABLE, "-n", world.namespace)
     assert stable["spec"]["model"]["uri"] == f"models:/{world.model}/2"
@@ -313,6 +321,7 @@ def test_bad_canary_is_rolled_back_within_two_intervals(world: World) -> None:
     assert stable["spec"]["model"]["uri"] == f"models:/{world.model}@champion"
     events = world.cluster.get("events", "-n", world.namespace, "--field-selector", "reason=RolledBack")
     assert any(failing_metric in event["message"] for event in events["items"])
+    assert world.operator.metric("llmops_canaryrollout_rollbacks_total", namespace=world.namespace) == 1
 
 
 @worlds(GOOD)

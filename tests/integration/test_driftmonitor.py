@@ -186,6 +186,10 @@ def test_a_shift_starts_exactly_one_retraining_job(drift_world: DriftWorld) -> N
     )
     assert view.returncode == 0, view.stderr
     assert "prompt-tokens" in view.stdout and "psi" in view.stdout and "0.25" in view.stdout, view.stdout
+    monitor = {"namespace": world.namespace, "monitor": "prompts"}
+    assert world.operator.metric("llmops_drift_detected", **monitor) == 1
+    assert world.operator.metric("llmops_drift_statistic", feature="prompt-tokens", **monitor) > 0.25
+    assert world.operator.metric("llmops_retraining_jobs_total", event="started", **monitor) == 1
 
     # The operator restarts mid-episode: the episode and its Job are remembered, not doubled.
     world.operator.stop()

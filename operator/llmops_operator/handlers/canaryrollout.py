@@ -18,7 +18,7 @@ import kopf
 from kubernetes.client import ApiException
 from pydantic import ValidationError
 
-from .. import API_VERSION, GROUP, VERSION
+from .. import API_VERSION, GROUP, VERSION, telemetry
 from ..api.canaryrollout import CanaryRollout, CanaryRolloutSpec, CanaryRolloutStatus
 from ..api.common import validation_message
 from ..api.llmdeployment import LLMDeploymentSpec
@@ -223,6 +223,7 @@ class CanaryRolloutController:
             status, steps, generation, detail, now_rfc3339(), step.waiting_reason
         )
         self._write(body, current, desired)
+        telemetry.rollout_observed(namespace, name, status.phase, status.canary_weight)
         for type_, reason, message in step.events:
             self.kube.post_event(body, type_, reason, message)
 
@@ -246,7 +247,7 @@ class _Tick:
     ) -> None:
         self.c, self.kube = controller, controller.kube
         self.body, self.spec, self.status, self.now = body, spec, status, now
-        self.namespace = body["metadata"]["namespace"]
+        self.namespace, self.name = body["metadata"]["namespace"], body["metadata"]["name"]
         self.target = spec.target_ref.name
         self.steps = progress.plan(spec)
         self.events: list[tuple[str, str, str]] = []
@@ -370,6 +371,8 @@ class _Tick:
                 analysis.metrics_of(self.spec.analysis), self.status.canary_weight
             )
         ]
+        for measurement in measurements:
+            telemetry.measured(self.namespace, self.name, measurement.metric, measurement.phase)
         before = self.status.paused_reason
         verdict = progress.record(self.status, measurements, self.spec.analysis, self.now)
         if verdict.rollback is not None:
@@ -447,6 +450,7 @@ class _Tick:
         if router.shares_service:
             self.c._scale_canary(self.namespace, self.target, 0)
         message = reason if reason.startswith("aborted") else f"rolled back: {reason}"
+        telemetry.rolled_back(self.namespace, self.name)
         self.event(True, "RolledBack", message)
         self._tag_rejected()
         return message
@@ -572,15 +576,17 @@ def register(settings: Settings) -> None:
         target = (spec.get("targetRef") or {}).get("name")
         siblings = list(kwargs["rollout_index"].get((namespace, target), []))
         try:
-            controller.tick(namespace, name, siblings)
+            with telemetry.reconciling("CanaryRollout"):
+                controller.tick(namespace, name, siblings)
         except ApiException as error:
             raise kopf.TemporaryError(f"API server: {api_error_text(error)}", delay=2) from error
 
     @kopf.on.delete(GROUP, VERSION, "canaryrollouts", id="release")
-    def release(namespace: str | None, spec: kopf.Spec, status: kopf.Status, **_: Any) -> None:
+    def release(namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any) -> None:
         """A rollout deleted mid-flight gives the traffic back to the stable (its canary goes by
         garbage collection, and the stable's replica count returns to its own spec)."""
         assert namespace is not None
+        telemetry.rollout_forgotten(namespace, name)
         if status.get("phase") in TERMINAL:
             return
         try:

@@ -12,7 +12,7 @@ import kopf
 from kubernetes.client import ApiException
 from pydantic import ValidationError
 
-from .. import API_VERSION, GROUP, VERSION
+from .. import API_VERSION, GROUP, VERSION, telemetry
 from ..api.common import validation_message
 from ..api.driftmonitor import DriftMonitor, DriftMonitorSpec, DriftMonitorStatus, RetrainingRun
 from ..conditions import set_condition, status_changes
@@ -140,6 +140,9 @@ class DriftMonitorController:
             condition("Drifted", "Unknown", "RegistryUnavailable", no_verdict)
             return
         verdict = check.judge(spec, observed)
+        telemetry.drift_checked(
+            meta["namespace"], meta["name"], verdict.features, check.is_drift(spec, verdict)
+        )
         updates["features"] = [f.model_dump(mode="json", by_alias=True) for f in verdict.features]
         condition("Ready", "True", "Checked", f"checked {len(spec.features)} features")
         drifting = check.is_drift(spec, verdict)
@@ -293,6 +296,7 @@ class DriftMonitorController:
             job_name=name, drift_event_id=event_id, start_time=now.strftime(TIME_FORMAT), result="Running"
         ).model_dump(mode="json", by_alias=True, exclude_none=True)
         if created:
+            telemetry.retraining(meta["namespace"], meta["name"], "started")
             events.append(("Normal", "RetrainingStarted", f"Job {name} for drift event {event_id}"))
         return ""
 
@@ -317,6 +321,8 @@ class DriftMonitorController:
                 UTC
             ).strftime(TIME_FORMAT)
         updates["lastRetraining"] = finished
+        if result in ("Succeeded", "Failed"):
+            telemetry.retraining(body["metadata"]["namespace"], body["metadata"]["name"], result.lower())
         if result == "Failed":
             condition("Retrained", "False", "JobFailed", f"Job {run.job_name} failed; it is not retried")
             events.append(("Warning", "RetrainingFailed", f"Job {run.job_name} failed; it is not retried"))
@@ -396,6 +402,12 @@ def register(settings: Settings) -> None:
         if body is None or body["metadata"].get("deletionTimestamp"):
             return
         try:
-            controller.tick(body)
+            with telemetry.reconciling("DriftMonitor"):
+                controller.tick(body)
         except ApiException as error:
             raise kopf.TemporaryError(f"API server: {api_error_text(error)}", delay=5) from error
+
+    @kopf.on.delete(GROUP, VERSION, "driftmonitors", id="forget", optional=True)
+    def forget(namespace: str | None, name: str, **_: Any) -> None:
+        assert namespace is not None
+        telemetry.monitor_forgotten(namespace, name)

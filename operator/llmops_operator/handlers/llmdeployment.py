@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from .. import FIELD_MANAGER, GROUP, VERSION
+from .. import FIELD_MANAGER, GROUP, VERSION, telemetry
 from ..api.common import validation_message
 from ..api.llmdeployment import LLMDeploymentSpec, ResolvedModel
 from ..conditions import find_condition, now_rfc3339, set_condition, status_changes
@@ -317,14 +317,15 @@ def register(settings: Settings) -> None:
 
     def run(body: dict[str, Any], ask_registry: bool, full: bool, indexes: dict[str, Any]) -> None:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        controller.reconcile(
-            body,
-            ask_registry=ask_registry,
-            full=full,
-            deployment=_first(indexes["deployment_index"].get(key)),
-            pods=list(indexes["pod_index"].get(key, [])),
-            replicas_override=stable_replicas_of(indexes["rollout_index"].get(key)),
-        )
+        with telemetry.reconciling("LLMDeployment"):
+            controller.reconcile(
+                body,
+                ask_registry=ask_registry,
+                full=full,
+                deployment=_first(indexes["deployment_index"].get(key)),
+                pods=list(indexes["pod_index"].get(key, [])),
+                replicas_override=stable_replicas_of(indexes["rollout_index"].get(key)),
+            )
 
     def reconcile(body: kopf.Body, retry: int, **kwargs: Any) -> None:
         try:
