@@ -35,8 +35,9 @@ cluster: ## start the local control plane (no-op when up); kubeconfig in .cluste
 cluster-down: stop ## stop the operator, MLflow and every process of the local control plane
 	tools/cluster.sh down
 
-crds: venv ## regenerate crds/ from the pydantic models
+crds: venv ## regenerate crds/ from the pydantic models (and the chart's copy)
 	$(PY) -m llmops_operator.crdgen crds
+	cp crds/*.yaml charts/llmops-operator/crds/
 
 crds-check: venv
 	$(PY) -m llmops_operator.crdgen --check crds

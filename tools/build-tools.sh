@@ -8,6 +8,7 @@ source "$root/tools/versions.env"
 tools_dir=${TOOLS_DIR:-$root/.tools}
 mkdir -p "$tools_dir"
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+GO_INSTALL_LDFLAGS=""
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
@@ -124,14 +125,30 @@ fetch_gateway_api() {
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
-want=${*:-kubernetes etcd kwok prometheus gateway-api}
+fetch_prometheus_operator_crds() {
+  local out=$tools_dir/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION
+  if [[ -f $out/servicemonitors.yaml ]]; then log "prometheus-operator $PROMETHEUS_OPERATOR_VERSION CRDs cached"; return; fi
+  log "fetching the Prometheus Operator $PROMETHEUS_OPERATOR_VERSION CRDs (ServiceMonitor, PrometheusRule)"
+  local dir
+  dir=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  mkdir -p "$out.tmp"
+  for kind in servicemonitors prometheusrules; do
+    cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$out.tmp/$kind.yaml"
+  done
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+want=${*:-kubernetes etcd kwok helm prometheus gateway-api prometheus-operator}
 for tool in $want; do
   case $tool in
     kubernetes) build_kubernetes ;;
     etcd) build_etcd ;;
     kwok) build_go_install kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl ;;
+    helm) GO_INSTALL_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+            build_go_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm ;;
     prometheus) fetch_prometheus ;;
     gateway-api) fetch_gateway_api ;;
+    prometheus-operator) fetch_prometheus_operator_crds ;;
     *) echo "unknown tool $tool" >&2; exit 2 ;;
   esac
 done

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.argocd_health import health as argocd_health
 from tests.simulator.loadgen import LoadGenerator
 from tests.simulator.vllm_sim import Behaviour, VLLMSimulator
 
@@ -254,6 +255,7 @@ def test_good_canary_is_promoted_through_every_step(world: World) -> None:
     assert all(m["value"] for m in status["measurements"]), status["measurements"]
     assert world.condition("Promoted")["status"] == "True"
     assert world.condition("Ready")["status"] == "True"
+    assert argocd_health(world.rollout())["status"] == "Healthy"
     # The operator's own metrics tell the same story to Prometheus.
     rollout = {"namespace": world.namespace, "name": "upgrade"}
     metric = world.operator.metric
@@ -322,6 +324,10 @@ def test_bad_canary_is_rolled_back_within_two_intervals(world: World) -> None:
     events = world.cluster.get("events", "-n", world.namespace, "--field-selector", "reason=RolledBack")
     assert any(failing_metric in event["message"] for event in events["items"])
     assert world.operator.metric("llmops_canaryrollout_rollbacks_total", namespace=world.namespace) == 1
+    assert argocd_health(world.rollout()) == {
+        "status": "Degraded",
+        "message": f"AnalysisFailed: {rolled['message']}",
+    }
 
 
 @worlds(GOOD)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.argocd_health import health as argocd_health
 from tests.simulator.loadgen import LoadGenerator
 from tests.simulator.vllm_sim import VLLMSimulator
 
@@ -240,6 +241,9 @@ def test_a_shift_starts_exactly_one_retraining_job(drift_world: DriftWorld) -> N
     assert created["spec"]["canary"]["model"]["uri"] == f"models:/llama/{version}"
     assert world.status()["lastRetraining"]["modelVersion"] == str(version)
     assert world.condition("Retrained")["reason"] == "RolloutCreated"
+    if world.condition("Drifted")["status"] == "True":  # this episode's fix is on its way
+        monitor = world.cluster.get("driftmonitor", "prompts", "-n", world.namespace)
+        assert argocd_health(monitor)["status"] == "Progressing"
 
     # Once the baseline window holds the new prompts too, the episode ends; the cooldown holds.
     wait_for(

@@ -89,3 +89,9 @@ def test_crd_names_categories_and_scale() -> None:
 def test_generated_yaml_round_trips() -> None:
     for kind in KINDS:
         assert yaml.safe_load(crdgen.render(kind)) == crdgen.crd_for(kind)
+
+
+def test_the_chart_ships_exactly_these_crds() -> None:
+    chart = ROOT / "charts" / "llmops-operator" / "crds"
+    ours = {path.name: path.read_text() for path in (ROOT / "crds").glob("*.yaml")}
+    assert {path.name: path.read_text() for path in chart.glob("*.yaml")} == ours, "run `make crds`"

@@ -15,6 +15,7 @@ from .common import (
     IntOrString,
     K8sModel,
     KindInfo,
+    KopfState,
     Quantity,
     Resource,
     ResourceName,
@@ -166,6 +167,7 @@ class ResolvedModel(StatusModel):
 
 class LLMDeploymentStatus(StatusModel):
     observed_generation: int = 0
+    kopf: KopfState
     conditions: ConditionList
     replicas: int = 0
     ready_replicas: int = 0

@@ -9,7 +9,7 @@ import kopf
 
 from .. import GROUP
 
-PERSISTENCE_PREFIX = GROUP
+KOPF_STATUS_FIELD = "status.kopf"
 
 
 def register() -> None:
@@ -17,9 +17,12 @@ def register() -> None:
 
 
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    # Progress and the last-handled spec live in our own annotations, never in status.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PERSISTENCE_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=PERSISTENCE_PREFIX)
+    # Progress and the last-handled spec live in status.kopf, never in annotations: Git (Argo CD,
+    # Flux) owns the metadata and spec of these objects, the operator writes only their status.
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(field=f"{KOPF_STATUS_FIELD}.progress")
+    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(
+        field=f"{KOPF_STATUS_FIELD}.lastHandled"
+    )
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     # kopf posts an Event per handler run; humans need only warnings from it (ours are explicit).
     settings.posting.level = logging.WARNING

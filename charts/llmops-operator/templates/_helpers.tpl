@@ -1,0 +1,64 @@
+{{- define "llmops.name" -}}llmops-operator{{- end -}}
+
+{{- define "llmops.fullname" -}}
+{{- if contains "llmops-operator" .Release.Name -}}{{ .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else -}}{{ printf "%s-llmops-operator" .Release.Name | trunc 63 | trimSuffix "-" }}{{- end -}}
+{{- end -}}
+
+{{- define "llmops.labels" -}}
+app.kubernetes.io/name: {{ include "llmops.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "llmops.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "llmops.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "llmops.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}{{ default (include "llmops.fullname" .) .Values.serviceAccount.name }}
+{{- else -}}{{ required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}{{- end -}}
+{{- end -}}
+
+{{/* The rules the operator needs in each namespace it manages: exactly the calls it makes. */}}
+{{- define "llmops.namespacedRules" -}}
+- apiGroups: [llmops.dev]
+  resources: [llmdeployments, canaryrollouts, driftmonitors]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [llmops.dev]
+  resources: [llmdeployments/status, canaryrollouts/status, driftmonitors/status, llmdeployments/scale]
+  verbs: [get, patch]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [services, persistentvolumeclaims]
+  verbs: [get, create, patch]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, create, patch, delete]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, create, patch, delete]
+- apiGroups: [monitoring.coreos.com]
+  resources: [servicemonitors]
+  verbs: [get, create, patch, delete]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, create, delete]
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get]
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: [get, update]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- end -}}
