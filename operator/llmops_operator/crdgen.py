@@ -140,13 +140,48 @@ def crd_for(kind: type[Resource]) -> JSONSchema:
     }
 
 
-def render(kind: type[Resource]) -> str:
-    header = "# Generated from operator/llmops_operator/api by `make crds`; do not edit.\n"
-    return header + yaml.safe_dump(crd_for(kind), sort_keys=False, width=120)
+def peering_crd(scope: str) -> dict[str, Any]:
+    """kopf's peering kinds: the replicas of the operator agree through them which one acts
+    (ClusterKopfPeering when it watches the cluster, KopfPeering per watched namespace)."""
+    kind = "ClusterKopfPeering" if scope == "Cluster" else "KopfPeering"
+    plural = kind.lower() + "s"
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.kopf.dev", "labels": {"app.kubernetes.io/name": "llmops-operator"}},
+        "spec": {
+            "group": "kopf.dev",
+            "scope": scope,
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
 
 
-def file_name(kind: type[Resource]) -> str:
-    return f"{GROUP}_{kind.kind_info.plural}.yaml"
+def _document(crd: dict[str, Any]) -> str:
+    header = "# Generated from operator/llmops_operator by `make crds`; do not edit.\n"
+    return header + yaml.safe_dump(crd, sort_keys=False, width=120)
+
+
+def documents() -> dict[str, str]:
+    """File name to content: the three kinds, and kopf's peering kinds the replicas need."""
+    files = {f"{GROUP}_{kind.kind_info.plural}.yaml": _document(crd_for(kind)) for kind in KINDS}
+    for scope in ("Cluster", "Namespaced"):
+        crd = peering_crd(scope)
+        files[f"kopf.dev_{crd['spec']['names']['plural']}.yaml"] = _document(crd)
+    return files
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,9 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stale = []
     for directory in args.directories:
-        for kind in KINDS:
-            path = directory / file_name(kind)
-            text = render(kind)
+        for name, text in documents().items():
+            path = directory / name
             if args.check:
                 if not path.exists() or path.read_text() != text:
                     stale.append(str(path))

@@ -16,7 +16,7 @@ def test_crds_directory_matches_the_models() -> None:
 
 def test_check_reports_a_hand_edited_crd(tmp_path: Path) -> None:
     assert crdgen.main([str(tmp_path)]) == 0
-    target = tmp_path / crdgen.file_name(KINDS[0])
+    target = tmp_path / f"llmops.dev_{KINDS[0].kind_info.plural}.yaml"
     target.write_text(target.read_text().replace("maxLength: 1024", "maxLength: 2048", 1))
     assert crdgen.main(["--check", str(tmp_path)]) == 1
 
@@ -87,8 +87,13 @@ def test_crd_names_categories_and_scale() -> None:
 
 
 def test_generated_yaml_round_trips() -> None:
+    documents = crdgen.documents()
     for kind in KINDS:
-        assert yaml.safe_load(crdgen.render(kind)) == crdgen.crd_for(kind)
+        assert yaml.safe_load(documents[f"llmops.dev_{kind.kind_info.plural}.yaml"]) == crdgen.crd_for(kind)
+    peerings = {
+        yaml.safe_load(text)["spec"]["names"]["kind"] for name, text in documents.items() if "kopf" in name
+    }
+    assert peerings == {"ClusterKopfPeering", "KopfPeering"}
 
 
 def test_the_chart_ships_exactly_these_crds() -> None:

@@ -1,0 +1,260 @@
+"""The Helm chart as users install it, against the real API server: lint, every rendered manifest
+accepted by server-side dry run, an install into a namespace that enforces Pod Security
+`restricted`, and the operator reconciling with nothing but the chart's ServiceAccount and RBAC.
+Its alerts go through promtool and its dashboard's PromQL through a real Prometheus."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import (
+    KUBECONFIG,
+    ROOT,
+    VERSIONS,
+    Cluster,
+    OperatorProcess,
+    PrometheusServer,
+    wait_for,
+)
+
+CHART = ROOT / "charts" / "llmops-operator"
+FULL_VALUES = CHART / "ci" / "full-values.yaml"
+HELM = ROOT / ".tools" / f"helm-{VERSIONS['HELM_VERSION']}" / "helm"
+PROMTOOL = ROOT / ".tools" / f"prometheus-{VERSIONS['PROMETHEUS_VERSION']}" / "promtool"
+MONITORING_CRDS = ROOT / ".tools" / f"prometheus-operator-{VERSIONS['PROMETHEUS_OPERATOR_VERSION']}"
+KUBE_VERSION = VERSIONS["KUBERNETES_VERSION"].lstrip("v")
+SAMPLES = ROOT / "manifests" / "samples"
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(HELM), "--kubeconfig", str(KUBECONFIG), *args], capture_output=True, text=True, timeout=300
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed: {result.stderr}")
+    return result
+
+
+def render(namespace: str, *values: str) -> list[dict[str, Any]]:
+    text = helm(
+        "template", "llmops", str(CHART), "-n", namespace, "--kube-version", KUBE_VERSION, *values
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+@pytest.fixture(scope="module")
+def monitoring_crds(cluster: Cluster) -> Iterator[None]:
+    """ServiceMonitor and PrometheusRule, as the Prometheus Operator publishes them; removed after,
+    so later tests see a cluster without them again."""
+    files = [
+        f"--filename={MONITORING_CRDS / name}" for name in ("servicemonitors.yaml", "prometheusrules.yaml")
+    ]
+    cluster.kubectl("apply", "--server-side", *files)
+    cluster.kubectl("wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com")
+    cluster.kubectl("wait", "--for=condition=Established", "crd/prometheusrules.monitoring.coreos.com")
+    yield
+    cluster.kubectl("delete", "--wait", *files)
+
+
+def test_helm_lint_and_the_values_schema() -> None:
+    for values in ([], ["-f", str(FULL_VALUES)]):
+        result = helm("lint", str(CHART), *values)
+        assert "0 chart(s) failed" in result.stdout
+    # The schema turns a typo or a bad value into an error naming it, before anything is applied.
+    bad = helm("lint", str(CHART), "--set", "replicaCount=0", check=False)
+    assert bad.returncode != 0 and "replicaCount" in bad.stdout + bad.stderr
+    typo = helm("template", "x", str(CHART), "--set", "watchNamespace=llm", check=False)
+    assert typo.returncode != 0 and "watchNamespace" in typo.stderr
+
+
+def test_rbac_is_least_privilege_without_wildcards() -> None:
+    for values in ([], ["-f", str(FULL_VALUES)]):
+        for doc in render("llmops-system", *values):
+            if doc["kind"] in ("ClusterRole", "Role"):
+                for rule in doc["rules"]:
+                    for key in ("apiGroups", "resources", "verbs"):
+                        assert "*" not in rule[key], (doc["metadata"]["name"], rule)
+                    assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
+                    assert "secrets" not in rule["resources"], "the operator reads no Secret"
+
+
+@pytest.mark.parametrize("values", ["default", "full"])
+def test_every_rendered_manifest_is_accepted_by_the_api_server(
+    cluster: Cluster, namespace: str, monitoring_crds: None, values: str
+) -> None:
+    extra = ["-f", str(FULL_VALUES)] if values == "full" else []
+    docs = render(namespace, *extra)
+    for watched in yaml.safe_load(FULL_VALUES.read_text())["watchNamespaces"] if values == "full" else []:
+        manifest = cluster.kubectl("create", "namespace", watched, "--dry-run=client", "-o", "yaml").stdout
+        cluster.kubectl("apply", "-f", "-", input=manifest)
+    text = yaml.safe_dump_all(docs)
+    result = cluster.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=text, check=False
+    )  # namespaces set
+    assert result.returncode == 0, result.stderr
+    accepted = [line for line in result.stdout.splitlines() if "(server dry run)" in line]
+    assert len(accepted) == len(docs), result.stdout
+    kinds = {doc["kind"] for doc in docs}
+    if values == "full":
+        assert {
+            "ServiceMonitor",
+            "PrometheusRule",
+            "NetworkPolicy",
+            "ConfigMap",
+            "Role",
+            "KopfPeering",
+        } <= kinds
+    else:
+        assert {"Deployment", "ClusterRole", "ClusterKopfPeering", "PodDisruptionBudget"} <= kinds
+
+
+def sa_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig that is the chart's ServiceAccount and nothing more."""
+    token = cluster.kubectl("create", "token", account, "-n", namespace, "--duration=1h").stdout.strip()
+    admin = yaml.safe_load(KUBECONFIG.read_text())
+    server = admin["clusters"][0]["cluster"]
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "local", "cluster": server}],
+                "users": [{"name": account, "user": {"token": token}}],
+                "contexts": [{"name": "sa", "context": {"cluster": "local", "user": account}}],
+                "current-context": "sa",
+            }
+        )
+    )
+    return path
+
+
+def test_install_into_a_restricted_namespace_and_reconcile_with_the_charts_rbac(
+    cluster: Cluster, namespace: str, monitoring_crds: None, tmp_path: Path
+) -> None:
+    cluster.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    # The namespace really enforces: a privileged pod is refused.
+    privileged = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "privileged"},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "securityContext": {"privileged": True}}]},
+    }
+    refused = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(privileged), check=False)
+    assert refused.returncode != 0 and "violates PodSecurity" in refused.stderr
+    apps = f"{namespace[:50]}-apps"
+    cluster.kubectl("create", "namespace", apps)
+    try:
+        helm(
+            "install",
+            "llmops",
+            str(CHART),
+            "-n",
+            namespace,
+            "--set",
+            f"watchNamespaces={{{apps}}}",
+            "--wait",
+            "--timeout",
+            "180s",
+        )
+        deployment = cluster.get("deployment", "llmops-llmops-operator", "-n", namespace)
+        assert deployment["status"].get("readyReplicas") == 2, deployment["status"]
+        pods = cluster.get("pods", "-n", namespace, "-l", "app.kubernetes.io/instance=llmops")["items"]
+        assert len(pods) == 2 and all(p["status"]["phase"] == "Running" for p in pods)
+
+        # kwok runs no containers: the operator runs here, as the chart's ServiceAccount, with peering.
+        config = sa_kubeconfig(cluster, namespace, "llmops-llmops-operator", tmp_path / "sa-kubeconfig")
+        operator = OperatorProcess(
+            apps,
+            tmp_path / "operator.log",
+            env={"KUBECONFIG": str(config), "LLMOPS_PEERING": "llmops-llmops-operator"},
+        )
+        operator.start()
+        try:
+            for path in sorted(SAMPLES.glob("*.yaml")):
+                sample = yaml.safe_load(path.read_text())
+                if sample["metadata"]["name"] == "llama-70b":  # exercises the ServiceMonitor rules too
+                    sample["spec"]["monitoring"] = {"serviceMonitor": {"enabled": True}}
+                cluster.apply(sample, apps)
+
+            def children_made() -> bool:
+                obj = cluster.get("llmdeployment", "llama-70b", "-n", apps)
+                conditions = {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
+                return conditions.get("ServiceMonitorReady", {}).get("status") == "True"
+
+            # No storage provisioner here, so the model cache stays Pending and the pod unscheduled
+            # (status says so); what matters is that every child was written under the chart's RBAC.
+            wait_for(children_made, timeout=90, what="llama-70b's children under the chart's RBAC")
+            for kind in ("deployment", "service", "servicemonitor"):
+                child = cluster.get(kind, "llama-70b", "-n", apps)
+                assert child["metadata"]["ownerReferences"][0]["kind"] == "LLMDeployment", kind
+            cache = cluster.get("persistentvolumeclaim", "llama-70b-model-cache", "-n", apps)
+            assert cache["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "llmops-operator"
+            for kind in ("llmdeployment", "canaryrollout", "driftmonitor"):
+                for obj in cluster.get(kind, "-n", apps)["items"]:
+                    wait_for(
+                        lambda k=kind, n=obj["metadata"]["name"]: (
+                            cluster.get(k, n, "-n", apps).get("status") or {}
+                        ).get("observedGeneration"),
+                        timeout=60,
+                        what=f"{kind}/{obj['metadata']['name']} observed",
+                    )
+            peering = cluster.get("kopfpeering", "llmops-llmops-operator", "-n", apps)
+            assert peering.get("status"), "the replica announced itself through the peering object"
+        finally:
+            operator.stop()
+        logs = operator.logs()
+        assert "Forbidden" not in logs and " 403" not in logs, logs[-3000:]
+        assert "Traceback" not in logs, logs[-3000:]
+    finally:
+        helm("uninstall", "llmops", "-n", namespace, "--wait", check=False)
+        cluster.kubectl("delete", "namespace", apps, "--wait=false", check=False)
+
+
+def test_alerts_pass_promtool_and_each_has_a_unit_test() -> None:
+    files = CHART / "files"
+    check = subprocess.run(
+        [str(PROMTOOL), "check", "rules", "prometheus-rules.yaml"], cwd=files, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    tested = subprocess.run(
+        [str(PROMTOOL), "test", "rules", "prometheus-rules.test.yaml"],
+        cwd=files,
+        capture_output=True,
+        text=True,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    alerts = {
+        rule["alert"]
+        for group in yaml.safe_load((files / "prometheus-rules.yaml").read_text())["groups"]
+        for rule in group["rules"]
+    }
+    cases = yaml.safe_load((files / "prometheus-rules.test.yaml").read_text())["tests"]
+    covered = {
+        check["alertname"] for case in cases for check in case["alert_rule_test"] if check["exp_alerts"]
+    }
+    assert covered == alerts
+
+
+def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
+    dashboard = json.loads((CHART / "files" / "dashboard.json").read_text())
+    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    assert len(expressions) >= 12
+    prometheus = PrometheusServer(tmp_path / "prometheus", {"global": {"scrape_interval": "15s"}})
+    prometheus.start()
+    try:
+        for expr in expressions:
+            query = expr.replace("$llmdeployment", ".*")
+            url = f"{prometheus.url}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                assert json.load(answer)["status"] == "success", expr
+    finally:
+        prometheus.stop()
