@@ -13,7 +13,7 @@ PROMETHEUS_PORT ?= 39090
 export LLMOPS_PROMETHEUS_URL ?= http://127.0.0.1:$(PROMETHEUS_PORT)
 export PROMETHEUS_PORT DEMO_NAMESPACE
 
-.PHONY: help venv tools cluster cluster-down crds crds-check lint test test-unit test-integration run operator stop
+.PHONY: help venv tools cluster cluster-down crds crds-check manifests lint test test-unit test-integration run operator stop
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed ## Python virtual environment with the operator and dev tools
 
-tools: ## build or fetch and cache the Kubernetes binaries, etcd, kwok, Prometheus and the Gateway API CRDs
+tools: ## build or fetch and cache the Kubernetes binaries, etcd, kwok, helm, Prometheus and CRDs it checks against
 	tools/build-tools.sh
 
 cluster: ## start the local control plane (no-op when up); kubeconfig in .cluster/kubeconfig
@@ -38,6 +38,10 @@ cluster-down: stop ## stop the operator, MLflow and every process of the local c
 crds: venv ## regenerate crds/ from the pydantic models (and the chart's copy)
 	$(PY) -m llmops_operator.crdgen crds
 	cp crds/*.yaml charts/llmops-operator/crds/
+
+manifests: venv tools ## re-render manifests/ (kustomize) from the Helm chart
+	$(PY) tools/render_manifests.py
+	$(PY) tools/argocd_cm.py
 
 crds-check: venv
 	$(PY) -m llmops_operator.crdgen --check crds

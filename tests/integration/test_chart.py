@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -217,6 +218,29 @@ def test_install_into_a_restricted_namespace_and_reconcile_with_the_charts_rbac(
     finally:
         helm("uninstall", "llmops", "-n", namespace, "--wait", check=False)
         cluster.kubectl("delete", "namespace", apps, "--wait=false", check=False)
+
+
+def test_kustomize_manifests_are_the_charts_and_accepted_by_the_api_server(cluster: Cluster) -> None:
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "render_manifests.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr
+    for directory in ("base", "overlays/namespaced"):
+        built = cluster.kubectl("kustomize", str(ROOT / "manifests" / directory)).stdout
+        docs = [doc for doc in yaml.safe_load_all(built) if doc]
+        # A dry run cannot put objects into a namespace it only pretends to create.
+        namespaces = yaml.safe_dump_all([doc for doc in docs if doc["kind"] == "Namespace"])
+        cluster.kubectl("apply", "--server-side", "-f", "-", input=namespaces)
+        result = cluster.kubectl(
+            "apply", "--server-side", "--dry-run=server", "-f", "-", input=built, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.count("(server dry run)") == len(docs), result.stdout
+        kinds = {doc["kind"] for doc in docs}
+        assert {"CustomResourceDefinition", "Deployment", "ServiceAccount", "Namespace"} <= kinds
+        assert ("Role" in kinds) == (directory != "base")
 
 
 def test_alerts_pass_promtool_and_each_has_a_unit_test() -> None:

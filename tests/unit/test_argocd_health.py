@@ -36,3 +36,22 @@ def test_health(fixture: Path, expected: dict[str, str]) -> None:
 
 def test_the_argocd_cm_snippet_carries_exactly_these_scripts() -> None:
     assert SNIPPET.read_text() == render(), "stale: run python tools/argocd_cm.py"
+
+
+def test_argocd_applications_sync_the_operator_before_the_models() -> None:
+    root = CUSTOMIZATIONS.parents[2]
+    apps = {
+        doc["metadata"]["name"]: doc
+        for doc in (
+            yaml.safe_load(path.read_text()) for path in (root / "manifests" / "argocd").glob("*.yaml")
+        )
+        if doc["kind"] == "Application"
+    }
+    wave = {
+        name: int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+        for name, app in apps.items()
+    }
+    assert wave["llmops-operator"] < wave["llm-models"]
+    for app in apps.values():
+        assert (root / app["spec"]["source"]["path"]).is_dir(), app["spec"]["source"]["path"]
+        assert "ServerSideApply=true" in app["spec"]["syncPolicy"]["syncOptions"]
