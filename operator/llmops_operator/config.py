@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     log_format: Literal["json", "plain"] = "json"
     verbose: bool = False
     peering: str | None = Field(default=None, description="kopf peering name; unset runs standalone.")
+    peering_priority: int | None = Field(
+        default=None,
+        ge=1,
+        description="Among peers the highest acts; unset draws a random one, as peers of equal "
+        "priority would all pause.",
+    )
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     mlflow_tracking_uri: str = "http://mlflow.mlflow.svc:5000"
     resync_seconds: int = Field(default=60, ge=1, description="Periodic re-check of every object.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 
 import kopf
@@ -101,11 +102,14 @@ def main(argv: list[str] | None = None) -> int:
         verbose=settings.verbose,
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
     )
+    # kopf pauses every peer when two share a priority; replicas of one Deployment must differ.
+    priority = settings.peering_priority or random.SystemRandom().randint(1, 2**31 - 1)
     kopf.run(
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
         standalone=settings.peering is None,
         peering_name=settings.peering,
+        priority=priority,
         liveness_endpoint=f"http://{settings.health_host}:{settings.health_port}/healthz",
     )
     return 0

@@ -171,15 +171,23 @@ def test_install_into_a_restricted_namespace_and_reconcile_with_the_charts_rbac(
         pods = cluster.get("pods", "-n", namespace, "-l", "app.kubernetes.io/instance=llmops")["items"]
         assert len(pods) == 2 and all(p["status"]["phase"] == "Running" for p in pods)
 
-        # kwok runs no containers: the operator runs here, as the chart's ServiceAccount, with peering.
+        # kwok runs no containers: the two replicas run here, as the chart's ServiceAccount, peered.
         config = sa_kubeconfig(cluster, namespace, "llmops-llmops-operator", tmp_path / "sa-kubeconfig")
-        operator = OperatorProcess(
-            apps,
-            tmp_path / "operator.log",
-            env={"KUBECONFIG": str(config), "LLMOPS_PEERING": "llmops-llmops-operator"},
-        )
-        operator.start()
+        env = {"KUBECONFIG": str(config), "LLMOPS_PEERING": "llmops-llmops-operator"}
+        replicas = [OperatorProcess(apps, tmp_path / f"operator-{i}.log", env=env) for i in (0, 1)]
+        for replica in replicas:
+            replica.start()
         try:
+            # Exactly one acts; the other pauses in its favour (kopf pauses all peers of equal priority,
+            # so the replicas draw different ones).
+            paused = wait_for(
+                lambda: [r for r in replicas if "Pausing operations in favour of" in r.logs()],
+                timeout=60,
+                what="one replica pausing for the other",
+            )
+            assert len(paused) == 1, [r.logs()[-2000:] for r in replicas]
+            standby = paused[0]
+            leader = next(r for r in replicas if r is not standby)
             for path in sorted(SAMPLES.glob("*.yaml")):
                 sample = yaml.safe_load(path.read_text())
                 if sample["metadata"]["name"] == "llama-70b":  # exercises the ServiceMonitor rules too
@@ -208,13 +216,28 @@ def test_install_into_a_restricted_namespace_and_reconcile_with_the_charts_rbac(
                         timeout=60,
                         what=f"{kind}/{obj['metadata']['name']} observed",
                     )
-            peering = cluster.get("kopfpeering", "llmops-llmops-operator", "-n", apps)
-            assert peering.get("status"), "the replica announced itself through the peering object"
+            assert "Handler 'reconcile' succeeded" not in standby.logs()
+            # The leader goes (a rolling update, a drained node): the standby takes over.
+            leader.stop()
+            wait_for(lambda: "Resuming operations" in standby.logs(), timeout=90, what="the standby resuming")
+            late = yaml.safe_load((SAMPLES / "llmdeployment-llama-8b.yaml").read_text())
+            late["metadata"]["name"] = "llama-8b-late"
+            late["spec"]["model"] = {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct"}
+            cluster.apply(late, apps)
+            wait_for(
+                lambda: (cluster.get("llmdeployment", "llama-8b-late", "-n", apps).get("status") or {}).get(
+                    "observedGeneration"
+                ),
+                timeout=60,
+                what="the standby reconciling a new object",
+            )
         finally:
-            operator.stop()
-        logs = operator.logs()
-        assert "Forbidden" not in logs and " 403" not in logs, logs[-3000:]
-        assert "Traceback" not in logs, logs[-3000:]
+            for replica in replicas:
+                replica.stop()
+        for replica in replicas:
+            logs = replica.logs()
+            assert "Forbidden" not in logs and " 403" not in logs, logs[-3000:]
+            assert "Traceback" not in logs, logs[-3000:]
     finally:
         helm("uninstall", "llmops", "-n", namespace, "--wait", check=False)
         cluster.kubectl("delete", "namespace", apps, "--wait=false", check=False)

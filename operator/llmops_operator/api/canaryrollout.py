@@ -14,7 +14,6 @@ from .common import (
     EnvVar,
     K8sModel,
     KindInfo,
-    KopfState,
     LocalObjectReference,
     PrometheusEndpoint,
     Resource,
@@ -168,7 +167,6 @@ RolloutPhase = Literal["", "Waiting", "Progressing", "Paused", "Promoting", "Pro
 
 class CanaryRolloutStatus(StatusModel):
     observed_generation: int = 0
-    kopf: KopfState
     conditions: ConditionList
     phase: RolloutPhase = Field(default="", description="Informational; the conditions are the API.")
     paused_reason: str = ""

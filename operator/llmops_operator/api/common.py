@@ -61,17 +61,6 @@ class StatusModel(BaseModel):
     )
 
 
-KopfState = Annotated[
-    dict[str, Any] | None,
-    Field(
-        default=None,
-        exclude=True,
-        description="kopf's handler bookkeeping (progress, last handled spec): the operator's, not an API.",
-    ),
-]
-"""Kept in status, not in annotations, so the operator writes no metadata of objects Git owns."""
-
-
 class Condition(StatusModel):
     """Shaped like metav1.Condition."""
 

@@ -14,7 +14,6 @@ from .common import (
     EnvVar,
     K8sModel,
     KindInfo,
-    KopfState,
     LocalObjectReference,
     PrometheusEndpoint,
     Quantity,
@@ -182,7 +181,6 @@ class RetrainingRun(StatusModel):
 
 class DriftMonitorStatus(StatusModel):
     observed_generation: int = 0
-    kopf: KopfState
     conditions: ConditionList
     last_check_time: str | None = None
     features: list[FeatureResult] = Field(default_factory=list)

@@ -15,7 +15,6 @@ from .common import (
     IntOrString,
     K8sModel,
     KindInfo,
-    KopfState,
     Quantity,
     Resource,
     ResourceName,
@@ -167,7 +166,6 @@ class ResolvedModel(StatusModel):
 
 class LLMDeploymentStatus(StatusModel):
     observed_generation: int = 0
-    kopf: KopfState
     conditions: ConditionList
     replicas: int = 0
     ready_replicas: int = 0

@@ -9,7 +9,7 @@ import kopf
 
 from .. import GROUP
 
-KOPF_STATUS_FIELD = "status.kopf"
+PERSISTENCE_PREFIX = GROUP
 
 
 def register() -> None:
@@ -17,12 +17,10 @@ def register() -> None:
 
 
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    # Progress and the last-handled spec live in status.kopf, never in annotations: Git (Argo CD,
-    # Flux) owns the metadata and spec of these objects, the operator writes only their status.
-    settings.persistence.progress_storage = kopf.StatusProgressStorage(field=f"{KOPF_STATUS_FIELD}.progress")
-    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(
-        field=f"{KOPF_STATUS_FIELD}.lastHandled"
-    )
+    # Progress and the last-handled spec live in our own annotations, never in status (which is
+    # the users' view). Git's field manager does not own those keys, so Argo CD sees no diff.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PERSISTENCE_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=PERSISTENCE_PREFIX)
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     # kopf posts an Event per handler run; humans need only warnings from it (ours are explicit).
     settings.posting.level = logging.WARNING
