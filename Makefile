@@ -38,6 +38,7 @@ cluster-down: stop ## stop the operator, MLflow and every process of the local c
 crds: venv ## regenerate crds/ from the pydantic models (and the chart's copy)
 	$(PY) -m llmops_operator.crdgen crds
 	cp crds/*.yaml charts/llmops-operator/crds/
+	$(PY) tools/render_manifests.py --crds-only
 
 manifests: venv tools ## re-render manifests/ (kustomize) from the Helm chart
 	$(PY) tools/render_manifests.py

@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +102,12 @@ def test_the_chart_ships_exactly_these_crds() -> None:
     chart = ROOT / "charts" / "llmops-operator" / "crds"
     ours = {path.name: path.read_text() for path in (ROOT / "crds").glob("*.yaml")}
     assert {path.name: path.read_text() for path in chart.glob("*.yaml")} == ours, "run `make crds`"
+
+
+def test_the_kustomize_manifests_carry_exactly_these_crds() -> None:
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "render_manifests.py"), "--check", "--crds-only"],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr
