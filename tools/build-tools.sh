@@ -138,7 +138,19 @@ fetch_prometheus_operator_crds() {
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
-want=${*:-kubernetes etcd kwok helm prometheus gateway-api prometheus-operator}
+fetch_argocd_crds() {
+  local out=$tools_dir/argocd-$ARGOCD_VERSION
+  if [[ -f $out/applications.yaml ]]; then log "argocd $ARGOCD_VERSION CRDs cached"; return; fi
+  log "fetching the Argo CD $ARGOCD_VERSION CRDs (Application, AppProject)"
+  local dir
+  dir=$(go mod download -json "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  mkdir -p "$out.tmp"
+  cp "$dir/manifests/crds/application-crd.yaml" "$out.tmp/applications.yaml"
+  cp "$dir/manifests/crds/appproject-crd.yaml" "$out.tmp/appprojects.yaml"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+want=${*:-kubernetes etcd kwok helm prometheus gateway-api prometheus-operator argocd}
 for tool in $want; do
   case $tool in
     kubernetes) build_kubernetes ;;
@@ -149,6 +161,7 @@ for tool in $want; do
     prometheus) fetch_prometheus ;;
     gateway-api) fetch_gateway_api ;;
     prometheus-operator) fetch_prometheus_operator_crds ;;
+    argocd) fetch_argocd_crds ;;
     *) echo "unknown tool $tool" >&2; exit 2 ;;
   esac
 done

@@ -22,6 +22,13 @@ class Settings(BaseSettings):
     log_format: Literal["json", "plain"] = "json"
     verbose: bool = False
     peering: str | None = Field(default=None, description="kopf peering name; unset runs standalone.")
+    peering_lifetime_seconds: int = Field(
+        default=20,
+        ge=5,
+        le=600,
+        description="How long a silent peer counts as alive: a killed leader's standby takes over "
+        "within about this long.",
+    )
     peering_priority: int | None = Field(
         default=None,
         ge=1,

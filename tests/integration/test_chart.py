@@ -33,6 +33,7 @@ FULL_VALUES = CHART / "ci" / "full-values.yaml"
 HELM = ROOT / ".tools" / f"helm-{VERSIONS['HELM_VERSION']}" / "helm"
 PROMTOOL = ROOT / ".tools" / f"prometheus-{VERSIONS['PROMETHEUS_VERSION']}" / "promtool"
 MONITORING_CRDS = ROOT / ".tools" / f"prometheus-operator-{VERSIONS['PROMETHEUS_OPERATOR_VERSION']}"
+ARGOCD_CRDS = ROOT / ".tools" / f"argocd-{VERSIONS['ARGOCD_VERSION']}"
 KUBE_VERSION = VERSIONS["KUBERNETES_VERSION"].lstrip("v")
 SAMPLES = ROOT / "manifests" / "samples"
 
@@ -53,6 +54,17 @@ def render(namespace: str, *values: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
+def established(cluster: Cluster, crd: str) -> None:
+    """Waits for a just-applied CRD (kubectl wait errs while its conditions are still unset)."""
+    wait_for(
+        lambda: (
+            cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", check=False).returncode == 0
+        ),
+        timeout=30,
+        what=f"CRD {crd} established",
+    )
+
+
 @pytest.fixture(scope="module")
 def monitoring_crds(cluster: Cluster) -> Iterator[None]:
     """ServiceMonitor and PrometheusRule, as the Prometheus Operator publishes them; removed after,
@@ -61,8 +73,8 @@ def monitoring_crds(cluster: Cluster) -> Iterator[None]:
         f"--filename={MONITORING_CRDS / name}" for name in ("servicemonitors.yaml", "prometheusrules.yaml")
     ]
     cluster.kubectl("apply", "--server-side", *files)
-    cluster.kubectl("wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com")
-    cluster.kubectl("wait", "--for=condition=Established", "crd/prometheusrules.monitoring.coreos.com")
+    established(cluster, "servicemonitors.monitoring.coreos.com")
+    established(cluster, "prometheusrules.monitoring.coreos.com")
     yield
     cluster.kubectl("delete", "--wait", *files)
 
@@ -230,11 +242,14 @@ def test_install_into_a_restricted_namespace_and_reconcile_with_the_charts_rbac(
                         what=f"{kind}/{obj['metadata']['name']} observed",
                     )
             assert standby.logs().count("kopf.objects") == handled_before, "the standby handled objects"
-            # The leader goes (a rolling update, a drained node): the standby takes over.
-            leader.stop()
+            # The leader dies without a word (SIGKILL, a lost node): the standby takes over once the
+            # leader's peering entry expires, within its lifetime (20 s) of the last keepalive.
+            killed = time.monotonic()
+            leader.kill()
             wait_for(
-                lambda: peering_state(standby.logs()) == "acting", timeout=90, what="the standby resuming"
+                lambda: peering_state(standby.logs()) == "acting", timeout=45, what="the standby taking over"
             )
+            print(f"takeover {time.monotonic() - killed:.1f}s after SIGKILL")
             late = yaml.safe_load((SAMPLES / "llmdeployment-llama-8b.yaml").read_text())
             late["metadata"]["name"] = "llama-8b-late"
             late["spec"]["model"] = {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct"}
@@ -279,6 +294,33 @@ def test_kustomize_manifests_are_the_charts_and_accepted_by_the_api_server(clust
         kinds = {doc["kind"] for doc in docs}
         assert {"CustomResourceDefinition", "Deployment", "ServiceAccount", "Namespace"} <= kinds
         assert ("Role" in kinds) == (directory != "base")
+
+
+def test_argocd_manifests_are_accepted_by_the_api_server(cluster: Cluster) -> None:
+    """The Applications against Argo CD's own CRD, and the argocd-cm health snippet."""
+    crd = ARGOCD_CRDS / "applications.yaml"
+    cluster.kubectl("apply", "--server-side", "-f", str(crd))
+    try:
+        wait_for(
+            lambda: (
+                cluster.kubectl(
+                    "wait", "--for=condition=Established", "crd/applications.argoproj.io", check=False
+                ).returncode
+                == 0
+            ),
+            timeout=30,
+            what="the Application CRD",
+        )
+        manifest = cluster.kubectl("create", "namespace", "argocd", "--dry-run=client", "-o", "yaml").stdout
+        cluster.kubectl("apply", "-f", "-", input=manifest)
+        for path in sorted((ROOT / "manifests" / "argocd").glob("*.yaml")):
+            result = cluster.kubectl(
+                "apply", "--server-side", "--dry-run=server", "-f", str(path), check=False
+            )
+            assert result.returncode == 0, (path.name, result.stderr)
+            assert "(server dry run)" in result.stdout, path.name
+    finally:
+        cluster.kubectl("delete", "--wait", "-f", str(crd), check=False)
 
 
 def test_alerts_pass_promtool_and_each_has_a_unit_test() -> None:

@@ -8,7 +8,7 @@ from . import canaryrollout, driftmonitor, lifecycle, llmdeployment
 
 def register(settings: Settings) -> None:
     """Register every handler; called once by main before kopf starts."""
-    lifecycle.register()
+    lifecycle.register(settings)
     llmdeployment.register(settings)
     canaryrollout.register(settings)
     driftmonitor.register(settings)

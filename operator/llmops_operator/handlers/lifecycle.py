@@ -8,20 +8,25 @@ from typing import Any
 import kopf
 
 from .. import GROUP
+from ..config import Settings
 
 PERSISTENCE_PREFIX = GROUP
 
 
-def register() -> None:
-    kopf.on.startup()(configure)
+def register(config: Settings) -> None:
+    @kopf.on.startup()
+    def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure(settings, config)
 
 
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, config: Settings) -> None:
     # Progress and the last-handled spec live in our own annotations, never in status (which is
     # the users' view). Git's field manager does not own those keys, so Argo CD sees no diff.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PERSISTENCE_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=PERSISTENCE_PREFIX)
     settings.persistence.finalizer = f"{GROUP}/finalizer"
+    # A standby takes over within one lifetime of the leader's last keepalive (kopf's default is 60 s).
+    settings.peering.lifetime = config.peering_lifetime_seconds
     # kopf posts an Event per handler run; humans need only warnings from it (ours are explicit).
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
