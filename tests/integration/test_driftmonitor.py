@@ -67,6 +67,7 @@ class DriftWorld:
         )
 
     def start(self, **spec: Any) -> None:
+        """Starts the world with a monitor; ``spec`` overrides its fields (None drops one)."""
         self.prometheus.start()
         self.operator.start()
         self.load.start()
@@ -96,6 +97,7 @@ class DriftWorld:
                 **spec,
             },
         }
+        monitor["spec"] = {key: value for key, value in monitor["spec"].items() if value is not None}
         self.cluster.apply(monitor, self.namespace)
 
     def stop(self) -> None:
@@ -319,6 +321,30 @@ def test_a_reference_dataset_baseline_from_a_configmap(drift_world: DriftWorld) 
         for item in world.jobs()[0]["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert job_env["BASELINE_WINDOW"] == "configmap training-set/prompts.csv"
+
+
+def test_a_promql_feature_is_sampled_over_both_windows(drift_world: DriftWorld) -> None:
+    """A query source: the user's PromQL, with {{namespace}} and {{target}} filled in, sampled at
+    its step over the baseline window and over the current one."""
+    world = drift_world
+    query = 'sum(vllm:num_requests_running{namespace="{{namespace}}",llmops_dev_llmdeployment="{{target}}"})'
+    world.start(
+        features=[{"name": "running", "source": {"query": {"promql": query, "step": "1s"}}}],
+        policy={"minSamples": 10},
+        retraining=None,
+        onRetrained={"autoRollout": False},
+    )
+    feature = wait_for(
+        lambda: next(
+            (f for f in world.status().get("features") or [] if f.get("statistic") is not None), None
+        ),
+        timeout=60,
+        what="a judged query feature",
+    )
+    assert feature["test"] == "ks" and feature["pValue"] is not None
+    assert 10 <= feature["baselineSamples"] <= WINDOW + 1 and 10 <= feature["currentSamples"] <= WINDOW + 1
+    assert world.condition("Ready")["reason"] == "Checked"
+    assert world.jobs() == []
 
 
 def test_prometheus_down_means_no_verdict_and_no_job(drift_world: DriftWorld) -> None:
