@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-
-from ..models import RegistryRef
 
 # The MLflow client retries for minutes by default; the operator retries on its own schedule.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+# Imported here, once, when the handlers are registered: a first import of mlflow from several
+# handler threads at once deadlocks on its protobuf modules and leaves them half-loaded.
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException, RestException
+
+from ..models import RegistryRef
 
 
 class RegistryUnavailable(Exception):
@@ -34,7 +42,6 @@ class ResolvedVersion:
 
 
 def resolve(ref: RegistryRef, tracking_uri: str) -> ResolvedVersion:
-    from mlflow.exceptions import MlflowException, RestException
 
     client = _client(tracking_uri)
     try:
@@ -54,7 +61,6 @@ def resolve(ref: RegistryRef, tracking_uri: str) -> ResolvedVersion:
 
 
 def _client(tracking_uri: str) -> Any:
-    from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
@@ -65,7 +71,6 @@ def _unavailable(tracking_uri: str, error: Exception) -> RegistryUnavailable:
 
 def set_alias(name: str, alias: str, version: str, tracking_uri: str) -> bool:
     """Point ``alias`` at ``version``; False when it already does (nothing written)."""
-    from mlflow.exceptions import MlflowException
 
     client = _client(tracking_uri)
     try:
@@ -83,7 +88,6 @@ def set_alias(name: str, alias: str, version: str, tracking_uri: str) -> bool:
 
 def find_version_by_tag(name: str, key: str, value: str, tracking_uri: str) -> str | None:
     """The newest version of ``name`` carrying tag ``key=value`` (a trainer's drift-event tag)."""
-    from mlflow.exceptions import MlflowException
 
     query = f"name = '{name}' and tags.`{key}` = '{value}'"
     try:
@@ -95,7 +99,6 @@ def find_version_by_tag(name: str, key: str, value: str, tracking_uri: str) -> s
 
 
 def tag_version(name: str, version: str, key: str, value: str, tracking_uri: str) -> None:
-    from mlflow.exceptions import MlflowException
 
     try:
         _client(tracking_uri).set_model_version_tag(name, version, key, value)
@@ -114,8 +117,6 @@ def log_run(
     texts: dict[str, str],
 ) -> str:
     """One finished run in ``experiment`` (created when missing); returns its id."""
-    from mlflow.entities import Metric, Param
-    from mlflow.exceptions import MlflowException
 
     client = _client(tracking_uri)
     try:
@@ -139,10 +140,6 @@ def log_run(
 
 def download_text(tracking_uri: str, run_id: str, path: str) -> str:
     """An artifact of a run, as text (a reference dataset)."""
-    import tempfile
-    from pathlib import Path
-
-    from mlflow.exceptions import MlflowException
 
     client = _client(tracking_uri)
     with tempfile.TemporaryDirectory() as directory:
