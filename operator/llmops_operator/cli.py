@@ -34,6 +34,17 @@ def _step_text(kind: str, weight: int, duration: float | None, metrics: tuple[st
     return "analysis" + (f" ({', '.join(metrics)})" if metrics else "")
 
 
+def _condition_lines(status: dict[str, Any]) -> list[str]:
+    """The conditions, one a line: why the object stands where it stands."""
+    lines = ["Conditions:"]
+    for condition in status.get("conditions") or []:
+        message = f"  {condition.get('message')}" if condition.get("message") else ""
+        lines.append(
+            f"  {condition['type']:<12} {condition['status']:<7} {condition.get('reason', '')}{message}"
+        )
+    return lines
+
+
 def render_rollout(rollout: dict[str, Any]) -> str:
     """The live view: steps with the current one marked, the split, each metric against its
     threshold, and the conditions that say why it stands where it stands."""
@@ -76,12 +87,7 @@ def render_rollout(rollout: dict[str, Any]) -> str:
             lines.append(f"{line}  [{counts}]")
             if m.get("message") and m["phase"] != "Successful":
                 lines.append(f"  {'':<{width}}  {m['message']}")
-    lines.append("Conditions:")
-    for condition in status.get("conditions") or []:
-        message = f"  {condition.get('message')}" if condition.get("message") else ""
-        lines.append(
-            f"  {condition['type']:<12} {condition['status']:<7} {condition.get('reason', '')}{message}"
-        )
+    lines.extend(_condition_lines(status))
     return "\n".join(lines)
 
 
@@ -120,12 +126,7 @@ def render_drift(monitor: dict[str, Any]) -> str:
             f"  -> version {run['modelVersion']} in {run['rolloutName']}" if run.get("rolloutName") else ""
         )
         lines.append(f"Retraining: Job {run['jobName']} {run.get('result', '')}{shipped}")
-    lines.append("Conditions:")
-    for condition in status.get("conditions") or []:
-        message = f"  {condition.get('message')}" if condition.get("message") else ""
-        lines.append(
-            f"  {condition['type']:<12} {condition['status']:<7} {condition.get('reason', '')}{message}"
-        )
+    lines.extend(_condition_lines(status))
     return "\n".join(lines)
 
 

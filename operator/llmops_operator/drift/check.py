@@ -158,12 +158,12 @@ def judge(spec: DriftMonitorSpec, observed: dict[str, tuple[Observation, Observa
     results, drifted, no_data = [], [], []
     for feature in spec.features:
         baseline, current = observed[feature.name]
-        test = default_test(feature)
+        test, threshold = default_test(feature), threshold_of(feature)
         verdict = judge_feature(
             test,  # type: ignore[arg-type]
             baseline,
             current,
-            threshold=threshold_of(feature),
+            threshold=threshold,
             comparisons=max(comparisons, 1),
             min_samples=policy.min_samples,
             min_effect=float(policy.min_effect_size),
@@ -172,7 +172,7 @@ def judge(spec: DriftMonitorSpec, observed: dict[str, tuple[Observation, Observa
             FeatureResult(
                 name=feature.name,
                 test=test,
-                threshold=f"{threshold_of(feature):g}",
+                threshold=f"{threshold:g}",
                 statistic=None if verdict.statistic is None else round(verdict.statistic, 6),
                 p_value=None if verdict.p_value is None else round(verdict.p_value, 6),
                 drifted=verdict.drifted,

@@ -140,12 +140,10 @@ class DriftMonitorController:
             condition("Drifted", "Unknown", "RegistryUnavailable", no_verdict)
             return
         verdict = check.judge(spec, observed)
-        telemetry.drift_checked(
-            meta["namespace"], meta["name"], verdict.features, check.is_drift(spec, verdict)
-        )
+        drifting = check.is_drift(spec, verdict)
+        telemetry.drift_checked(meta["namespace"], meta["name"], verdict.features, drifting)
         updates["features"] = [f.model_dump(mode="json", by_alias=True) for f in verdict.features]
         condition("Ready", "True", "Checked", f"checked {len(spec.features)} features")
-        drifting = check.is_drift(spec, verdict)
         event_id = (status.drift_event_id or check.drift_event_id(meta["uid"], now)) if drifting else ""
         baseline_text = baseline_window.text() if baseline_window is not None else _dataset_text(spec)
         report_uri = self._report(
