@@ -26,12 +26,17 @@ for r in json.load(sys.stdin).get("Replace") or []:
 ' "$version"
 }
 
+# Prints one field (Dir, GoMod) of `go mod download -json MODULE@VERSION`, downloading it if needed.
+go_module_field() {
+  go mod download -json "$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+
 # Makes a throwaway wrapper module that requires $module@$version with its local replaces pinned.
 wrapper_module() {
   local dir=$1 module=$2 version=$3 sibling_version=$4
   rm -rf "$dir" && mkdir -p "$dir"
   local gomod
-  gomod=$(go mod download -json "$module@$version" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  gomod=$(go_module_field GoMod "$module@$version")
   (
     cd "$dir"
     go mod init llmops.dev/toolbuild >/dev/null 2>&1
@@ -112,41 +117,18 @@ fetch_prometheus() {
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
-fetch_gateway_api() {
-  local out=$tools_dir/gateway-api-$GATEWAY_API_VERSION
-  if [[ -f $out/httproutes.yaml ]]; then log "gateway-api $GATEWAY_API_VERSION CRDs cached"; return; fi
-  log "fetching the Gateway API $GATEWAY_API_VERSION CRDs"
-  local dir
-  dir=$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+# Copies files out of a published Go module into .tools/<name>-<version>/ (CRDs the tests apply).
+#   fetch_module_files NAME VERSION MODULE SOURCE:TARGET ...
+# The first TARGET marks the cache: when it exists, nothing is fetched.
+fetch_module_files() {
+  local name=$1 version=$2 module=$3; shift 3
+  local out=$tools_dir/$name-$version
+  if [[ -f $out/${1#*:} ]]; then log "$name $version cached"; return; fi
+  log "fetching $name $version from $module"
+  local dir pair
+  dir=$(go_module_field Dir "$module@$version")
   mkdir -p "$out.tmp"
-  for kind in gatewayclasses gateways httproutes referencegrants; do
-    cp "$dir/config/crd/standard/gateway.networking.k8s.io_$kind.yaml" "$out.tmp/$kind.yaml"
-  done
-  rm -rf "$out" && mv "$out.tmp" "$out"
-}
-
-fetch_prometheus_operator_crds() {
-  local out=$tools_dir/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION
-  if [[ -f $out/servicemonitors.yaml ]]; then log "prometheus-operator $PROMETHEUS_OPERATOR_VERSION CRDs cached"; return; fi
-  log "fetching the Prometheus Operator $PROMETHEUS_OPERATOR_VERSION CRDs (ServiceMonitor, PrometheusRule)"
-  local dir
-  dir=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
-  mkdir -p "$out.tmp"
-  for kind in servicemonitors prometheusrules; do
-    cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$out.tmp/$kind.yaml"
-  done
-  rm -rf "$out" && mv "$out.tmp" "$out"
-}
-
-fetch_argocd_crds() {
-  local out=$tools_dir/argocd-$ARGOCD_VERSION
-  if [[ -f $out/applications.yaml ]]; then log "argocd $ARGOCD_VERSION CRDs cached"; return; fi
-  log "fetching the Argo CD $ARGOCD_VERSION CRDs (Application, AppProject)"
-  local dir
-  dir=$(go mod download -json "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
-  mkdir -p "$out.tmp"
-  cp "$dir/manifests/crds/application-crd.yaml" "$out.tmp/applications.yaml"
-  cp "$dir/manifests/crds/appproject-crd.yaml" "$out.tmp/appprojects.yaml"
+  for pair in "$@"; do cp "$dir/${pair%%:*}" "$out.tmp/${pair#*:}"; done
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
@@ -159,9 +141,19 @@ for tool in $want; do
     helm) GO_INSTALL_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
             build_go_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm ;;
     prometheus) fetch_prometheus ;;
-    gateway-api) fetch_gateway_api ;;
-    prometheus-operator) fetch_prometheus_operator_crds ;;
-    argocd) fetch_argocd_crds ;;
+    gateway-api)
+      crds=config/crd/standard/gateway.networking.k8s.io
+      fetch_module_files gateway-api "$GATEWAY_API_VERSION" sigs.k8s.io/gateway-api \
+        "${crds}_gatewayclasses.yaml:gatewayclasses.yaml" "${crds}_gateways.yaml:gateways.yaml" \
+        "${crds}_httproutes.yaml:httproutes.yaml" "${crds}_referencegrants.yaml:referencegrants.yaml" ;;
+    prometheus-operator)
+      crds=example/prometheus-operator-crd/monitoring.coreos.com
+      fetch_module_files prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" \
+        github.com/prometheus-operator/prometheus-operator \
+        "${crds}_servicemonitors.yaml:servicemonitors.yaml" "${crds}_prometheusrules.yaml:prometheusrules.yaml" ;;
+    argocd)
+      fetch_module_files argocd "$ARGOCD_VERSION" github.com/argoproj/argo-cd/v3 \
+        manifests/crds/application-crd.yaml:applications.yaml manifests/crds/appproject-crd.yaml:appprojects.yaml ;;
     *) echo "unknown tool $tool" >&2; exit 2 ;;
   esac
 done
