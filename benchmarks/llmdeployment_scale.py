@@ -8,7 +8,9 @@ For each count N it creates N LLMDeployments in a fresh namespace and prints:
   while every object was resynced at least once with nothing to change;
 - the operator's peak resident memory.
 
-Usage: .venv/bin/python benchmarks/llmdeployment_scale.py [N ...]   (default: 1 100 1000)
+Usage: .venv/bin/python benchmarks/llmdeployment_scale.py [--floor] [N ...]   (default: 1 100 1000)
+``--floor`` runs benchmarks/floor_controller.py (apply Deployment and Service, nothing else) in
+place of the operator: what this control plane on this machine allows any controller.
 Needs `make cluster` and the CRDs applied (`make run` does both). Prints figures; asserts nothing.
 """
 
@@ -83,24 +85,18 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def run(count: int) -> None:
+def run(count: int, floor: bool) -> None:
     namespace = f"bench-{count}-{uuid.uuid4().hex[:5]}"
     core, custom = client.CoreV1Api(), client.CustomObjectsApi()
     core.create_namespace({"metadata": {"name": namespace}})
     env = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "LLMOPS_RESYNC_SECONDS": str(RESYNC_SECONDS)}
     log = open(ROOT / ".cluster" / f"bench-operator-{count}.log", "wb")  # noqa: SIM115
+    command = ["-m", "llmops_operator", "-n", namespace, "--log-format", "plain"]
+    command += ["--health-port", str(free_port()), "--metrics-port", "0"]
+    if floor:
+        command = [str(ROOT / "benchmarks" / "floor_controller.py"), namespace]
     operator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llmops_operator",
-            "-n",
-            namespace,
-            "--log-format",
-            "plain",
-            "--health-port",
-            str(free_port()),
-        ],
+        [sys.executable, *command],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -110,42 +106,52 @@ def run(count: int) -> None:
     stop = threading.Event()
 
     def watch_deployments() -> None:
+        """Sees each child Deployment appear; plain dicts, so decoding never lags the stream."""
         stream = watch.Watch()
         for event in stream.stream(
-            client.AppsV1Api().list_namespaced_deployment, namespace, timeout_seconds=3600
+            custom.list_namespaced_custom_object, "apps", "v1", namespace, "deployments", timeout_seconds=3600
         ):
-            name = event["object"].metadata.name
+            name = event["object"]["metadata"]["name"]
             children.setdefault(name, time.monotonic())
             if stop.is_set():
                 stream.stop()
 
     watcher = threading.Thread(target=watch_deployments, daemon=True)
     watcher.start()
+
+    def create(name: str, replicas: int) -> None:
+        body: dict[str, Any] = {
+            "apiVersion": "llmops.dev/v1alpha1",
+            "kind": "LLMDeployment",
+            "metadata": {"name": name},
+            "spec": {"model": {"uri": f"hf://org/{name}"}, "resources": {"gpus": 0}, "replicas": replicas},
+        }
+        custom.create_namespaced_custom_object("llmops.dev", "v1alpha1", namespace, "llmdeployments", body)
+        created[name] = time.monotonic()
+
     try:
-        time.sleep(3)  # the operator's watch is up
+        # One object first, not counted: the operator's watches are up and its imports are done.
+        create("warm-up", 0)
+        warm_deadline = time.monotonic() + 120
+        while "warm-up" not in children and time.monotonic() < warm_deadline:
+            time.sleep(0.1)
+        del created["warm-up"]
         started = time.monotonic()
         for index in range(count):
-            name = f"model-{index:04d}"
-            replicas = 1 if index < READY_LIMIT else 0
-            body: dict[str, Any] = {
-                "apiVersion": "llmops.dev/v1alpha1",
-                "kind": "LLMDeployment",
-                "metadata": {"name": name},
-                "spec": {
-                    "model": {"uri": f"hf://org/{name}"},
-                    "resources": {"gpus": 0},
-                    "replicas": replicas,
-                },
-            }
-            custom.create_namespaced_custom_object(
-                "llmops.dev", "v1alpha1", namespace, "llmdeployments", body
-            )
-            created[name] = time.monotonic()
+            create(f"model-{index:04d}", 1 if index < READY_LIMIT else 0)
         create_seconds = time.monotonic() - started
         deadline = time.monotonic() + 600
-        while len(children) < count and time.monotonic() < deadline:
+        while len(children) < count + 1 and time.monotonic() < deadline:
             time.sleep(0.2)
-        latencies = [children[n] - created[n] for n in created if n in children]
+        latencies = [children[n] - created[n] for n in created if n in children]  # warm-up left out
+        figures = (
+            f"N={count:5d}  create {create_seconds:6.1f}s  "
+            f"create-to-children p50 {statistics.median(latencies) * 1000:7.0f} ms  "
+            f"p99 {percentile(latencies, 0.99) * 1000:7.0f} ms  (children {len(latencies)}/{count})"
+        )
+        if floor:
+            print(f"{figures}  [floor: the minimal controller, not the operator]", flush=True)
+            return
 
         def count_with(type_: str, key: str, value: str) -> int:
             """How many objects have condition ``type_`` with ``key`` (status or reason) = ``value``."""
@@ -155,7 +161,8 @@ def run(count: int) -> None:
             return sum(
                 1
                 for item in items["items"]
-                if any(
+                if item["metadata"]["name"] in created
+                and any(
                     c["type"] == type_ and c[key] == value
                     for c in (item.get("status") or {}).get("conditions") or []
                 )
@@ -173,25 +180,34 @@ def run(count: int) -> None:
         time.sleep(RESYNC_SECONDS * 2 + 5)  # every object resynced at least once
         writes = write_requests(client.ApiClient()) - before
         print(
-            f"N={count:5d}  create {create_seconds:6.1f}s  "
-            f"create-to-children p50 {statistics.median(latencies) * 1000:7.0f} ms  "
-            f"p99 {percentile(latencies, 0.99) * 1000:7.0f} ms  (children {len(latencies)}/{count})  "
-            f"all {expected_ready} Ready after {all_ready:6.1f}s  "
+            f"{figures}  all {expected_ready} Ready after {all_ready:6.1f}s  "
             f"all settled after {settled:6.1f}s  "
             f"no-op resync writes {writes:.0f}  peak RSS {peak_rss_mib(operator.pid):6.1f} MiB",
             flush=True,
         )
     finally:
         stop.set()
+        # Delete while the operator runs, and wait: the next run must not share the cluster with
+        # this one's garbage collection.
+        core.delete_namespace(namespace)
+        gone_deadline = time.monotonic() + 600
+        while time.monotonic() < gone_deadline:
+            try:
+                core.read_namespace(namespace)
+            except client.ApiException as error:
+                if error.status == 404:
+                    break
+                raise
+            time.sleep(2)
         operator.terminate()
         operator.wait(timeout=60)
-        core.delete_namespace(namespace)
 
 
 def main() -> None:
     config.load_kube_config(str(KUBECONFIG))
-    for count in [int(arg) for arg in sys.argv[1:]] or [1, 100, 1000]:
-        run(count)
+    floor = "--floor" in sys.argv[1:]
+    for count in [int(arg) for arg in sys.argv[1:] if arg != "--floor"] or [1, 100, 1000]:
+        run(count, floor)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,10 @@ def wait_condition(
     return result
 
 
+def exists(cluster: Cluster, namespace: str, kind: str, name: str) -> bool:
+    return cluster.kubectl("get", kind, name, "-n", namespace, check=False).returncode == 0
+
+
 def server_container(deployment: dict[str, Any]) -> dict[str, Any]:
     container: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
     return container
@@ -119,6 +123,22 @@ def test_hand_edit_of_the_deployment_is_put_back(
         timeout=30,
         what="the image to be put back",
     )
+
+
+def test_hand_edited_or_deleted_service_is_put_back(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    cluster.apply(llmd("svc", "hf://org/model", replicas=0), namespace)
+    wait_for(lambda: exists(cluster, namespace, "service", "svc"), what="the Service")
+    patch = {"spec": {"ports": [{"name": "http", "port": 8000, "targetPort": 9999}]}}
+    cluster.kubectl("patch", "service", "svc", "-n", namespace, "--type=merge", "-p", json.dumps(patch))
+    wait_for(
+        lambda: cluster.get("service", "svc", "-n", namespace)["spec"]["ports"][0]["targetPort"] == "http",
+        timeout=30,
+        what="the Service's target port to be put back",
+    )
+    cluster.kubectl("delete", "service", "svc", "-n", namespace)
+    wait_for(lambda: exists(cluster, namespace, "service", "svc"), timeout=30, what="the Service again")
 
 
 def test_kubectl_scale_reaches_the_deployment(
@@ -217,10 +237,17 @@ def test_registry_outage_pauses_with_a_condition_and_leaves_the_deployment_alone
         registry.stop()
 
 
-def test_no_op_resync_writes_nothing(cluster: Cluster, namespace: str, operator: OperatorProcess) -> None:
+def test_no_op_resync_writes_nothing(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, mlflow_server: MLflowServer
+) -> None:
+    model = f"quiet-{uuid.uuid4().hex[:6]}"
+    mlflow_server.register(model, f"s3://models/{model}/v1", alias="prod")
+    registry_model = {"followAlias": True, "aliasPollInterval": "1s", "trackingUri": mlflow_server.uri}
     cluster.apply(llmd("quiet", "hf://org/model", replicas=2), namespace)
-    wait_condition(cluster, namespace, "quiet", "Ready", "True", timeout=60)
-    wait_condition(cluster, namespace, "quiet", "Progressing", "False", "RolloutComplete")
+    cluster.apply(llmd("polled", f"models:/{model}@prod", model=registry_model, replicas=2), namespace)
+    for name in ("quiet", "polled"):
+        wait_condition(cluster, namespace, name, "Ready", "True", timeout=60)
+        wait_condition(cluster, namespace, name, "Progressing", "False", "RolloutComplete")
 
     def versions() -> dict[str, str]:
         objects = cluster.get("llmdeployment,deployment,service,pdb", "-n", namespace)["items"]
@@ -228,10 +255,34 @@ def test_no_op_resync_writes_nothing(cluster: Cluster, namespace: str, operator:
 
     before = versions()
     operator.stop()
-    operator.start()  # resume, then resync timers (every 2 s in tests) all run with nothing to change
-    wait_for(lambda: "Resuming is processed" in operator.logs(), timeout=30, what="resume")
+    operator.start()  # resume of both, then the registry model's timer (every 2 s in tests)
+    wait_for(lambda: operator.logs().count("Resuming is processed") >= 2, timeout=30, what="resume")
     wait_for(lambda: operator.logs().count("Timer 'resync' succeeded") >= 2, timeout=30, what="two resyncs")
     assert versions() == before
+
+
+def test_only_registry_models_carry_a_finalizer(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, mlflow_server: MLflowServer
+) -> None:
+    """A direct URI needs no periodic work, so nothing can keep it Terminating once the operator
+    is gone; a registry model is polled by a timer, which kopf guards with a finalizer."""
+    model = f"fin-{uuid.uuid4().hex[:6]}"
+    mlflow_server.register(model, f"s3://models/{model}/v1", alias="prod")
+    cluster.apply(llmd("direct", "hf://org/model", replicas=0), namespace)
+    cluster.apply(
+        llmd("polled", f"models:/{model}@prod", model={"trackingUri": mlflow_server.uri}, replicas=0),
+        namespace,
+    )
+    wait_condition(cluster, namespace, "polled", "ModelResolved", "True", "Resolved")
+    wait_condition(cluster, namespace, "direct", "ModelResolved", "True")
+    assert "finalizers" not in cluster.get("llmdeployment", "direct", "-n", namespace)["metadata"]
+    wait_for(
+        lambda: cluster.get("llmdeployment", "polled", "-n", namespace)["metadata"].get("finalizers"),
+        what="the timer's finalizer on the registry model",
+    )
+    operator.stop()
+    cluster.kubectl("delete", "llmdeployment", "direct", "-n", namespace, "--timeout=20s")
+    assert not exists(cluster, namespace, "llmdeployment", "direct")
 
 
 @pytest.mark.parametrize("retain", [True, False])

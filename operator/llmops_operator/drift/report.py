@@ -7,13 +7,10 @@ import base64
 import html
 import io
 
-import matplotlib
 import numpy as np
 from numpy.typing import NDArray
 
-matplotlib.use("Agg")  # before pyplot: no display here, and imported once, not per handler thread
-from matplotlib import pyplot
-
+from .. import lazy
 from ..statistics.drift import Histogram
 from .check import Observation, Verdict
 
@@ -27,6 +24,13 @@ def _shares(samples: NDArray[np.float64], bins: NDArray[np.float64]) -> NDArray[
 
 def _plot(name: str, baseline: Observation, current: Observation) -> str:
     """A PNG (base64) of the two distributions: bucket shares for histograms, binned samples else."""
+    lazy.load("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")  # before pyplot: no display here
+    lazy.load("matplotlib.pyplot")
+    from matplotlib import pyplot
+
     figure, axes = pyplot.subplots(figsize=(7, 3), dpi=90)
     try:
         if isinstance(baseline, Histogram) and isinstance(current, Histogram):

@@ -1,13 +1,20 @@
 """LLMDeployment controller: resolve the model, apply the children, tell the truth in status.
 
-Triggers: the object's own create/update/resume, a periodic timer (registry polling for
-``followAlias``, retries), and events of the Deployments and Pods it owns (status, drift repair).
+Triggers: the object's own create/update/resume; events of every child it owns and of its Pods
+(status, and a hand edit or deletion of a child put back at once); and, for registry models
+only, a periodic timer (alias polling, retries). Children are compared with in-memory copies from
+the watches, so a reconcile that changes nothing reads and writes nothing. Objects with a direct
+model URI carry no finalizer: kopf puts one on every object a timer serves, and a finalizer
+nobody removes (operator uninstalled, namespace deleted) keeps an object Terminating forever.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -24,27 +31,68 @@ from ..models import parse_registry_uri
 from ..registry.mlflow import ModelNotFound, RegistryUnavailable, resolve
 from ..rendering import llmdeployment as rendering
 from ..serving_status import FAILURE_REASONS, Verdict, desired_status
+from ..workqueue import CoalescingQueue
 
 PRUNABLE_KINDS = ("PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor")
+# Every kind the controller applies: kind -> (group/version, plural, id of its watch's index).
+CHILD_RESOURCES: dict[str, tuple[str, str, str]] = {
+    "Deployment": ("apps/v1", "deployments", "deployment_index"),
+    "Service": ("v1", "services", "service_index"),
+    "PersistentVolumeClaim": ("v1", "persistentvolumeclaims", "claim_index"),
+    "PodDisruptionBudget": ("policy/v1", "poddisruptionbudgets", "pdb_index"),
+    "HorizontalPodAutoscaler": ("autoscaling/v2", "horizontalpodautoscalers", "hpa_index"),
+    "ServiceMonitor": ("monitoring.coreos.com/v1", "servicemonitors", "servicemonitor_index"),
+}
+# Large fields nothing here reads; left out of the in-memory copies (about half of each object).
+UNREAD_ANNOTATIONS = (
+    "kubectl.kubernetes.io/last-applied-configuration",
+    f"{GROUP}/last-handled-configuration",
+)
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 MANAGED = {"app.kubernetes.io/managed-by": FIELD_MANAGER}
 CRD_CHECK_SECONDS = 60.0
+STATUS_WORKERS = 16  # threads for passes started by children's events (creates use kopf's own)
 
 
 class RetryLater(Exception):
     """The registry could not be asked; the caller decides how to retry."""
 
 
+@dataclass(frozen=True)
+class Resolution:
+    """What the registry last said about an object's URI, kept in memory: a copy of the object
+    from a watch can be older than the status this process wrote, and must not undo it."""
+
+    uri: str
+    verdict: Verdict
+    model: dict[str, Any] | None
+    answered_at: float | None  # monotonic time of the last answer (None: never answered)
+
+
 class LLMDeploymentController:
     def __init__(self, settings: Settings, kube: Kube) -> None:
         self.settings = settings
         self.kube = kube
-        self._last_resolution: dict[str, float] = {}  # uid -> monotonic time of the last registry answer
+        self._resolutions: dict[str, Resolution] = {}  # uid -> the last registry answer
         self._announced: dict[tuple[str, str], str] = {}  # (uid, topic) -> what the last Event said
+        self._locks: dict[tuple[str, str], threading.Lock] = {}  # held while an object is reconciled
+        self._locks_guard = threading.Lock()
         self._crd_installed = False
         self._crd_checked_at = -CRD_CHECK_SECONDS
 
     # -- model resolution -------------------------------------------------------------------------
+
+    def _known(self, uri: str, uid: str, status: dict[str, Any]) -> Resolution | None:
+        """The last answer for ``uri``: this process's memory first, else the object's status."""
+        remembered = self._resolutions.get(uid)
+        if remembered is not None and remembered.uri == uri:
+            return remembered
+        condition = find_condition(status.get("conditions") or [], "ModelResolved")
+        if condition is None:
+            return None
+        previous = status.get("model") if (status.get("model") or {}).get("uri") == uri else None
+        verdict = Verdict(condition["status"], condition["reason"], condition.get("message", ""))
+        return Resolution(uri, verdict, previous, None)
 
     def _resolution(
         self, spec: LLMDeploymentSpec, uid: str, status: dict[str, Any], ask_registry: bool
@@ -54,40 +102,40 @@ class LLMDeploymentController:
         if ref is None:
             model = ResolvedModel(uri=uri, version=spec.model.revision or "", source=uri)
             return Verdict("True", "DirectSource", f"serving {uri}"), model.model_dump(exclude_none=True)
-        previous = status.get("model") if (status.get("model") or {}).get("uri") == uri else None
-        condition = find_condition(status.get("conditions") or [], "ModelResolved") or {}
-        last = self._last_resolution.get(uid)
+        known = self._known(uri, uid, status)
+        previous = known.model if known is not None else None
         due = (
-            previous is None
-            or condition.get("status") != "True"
-            or last is None
+            known is None
+            or previous is None
+            or known.verdict.status != "True"
+            or known.answered_at is None
             or (
                 spec.model.follow_alias
-                and time.monotonic() - last >= parse_duration(spec.model.alias_poll_interval)
+                and time.monotonic() - known.answered_at >= parse_duration(spec.model.alias_poll_interval)
             )
         )
         if not (ask_registry and due):  # keep what the last registry answer said
-            if not condition:
+            if known is None:
                 return Verdict("Unknown", "Resolving", f"asking the registry for {uri}"), previous
-            kept = Verdict(
-                condition.get("status", "Unknown"),
-                condition.get("reason", "Resolving"),
-                condition.get("message", ""),
-            )
-            return kept, previous
+            return known.verdict, previous
         tracking_uri = spec.model.tracking_uri or self.settings.mlflow_tracking_uri
+        answered_at = known.answered_at if known is not None else None
         try:
             found = resolve(ref, tracking_uri)
         except RegistryUnavailable as error:
-            return Verdict("False", "RegistryUnavailable", str(error)), previous
+            verdict = Verdict("False", "RegistryUnavailable", str(error))
         except ModelNotFound as error:
-            return Verdict("False", "ModelNotFound", str(error)), previous
-        self._last_resolution[uid] = time.monotonic()
-        message = f"{uri} is version {found.version} at {found.source}"
-        if previous is not None and previous.get("version") == found.version:
-            return Verdict("True", "Resolved", message), previous  # unchanged: keep resolvedAt
-        model = ResolvedModel(uri=uri, version=found.version, source=found.source, resolved_at=now_rfc3339())
-        return Verdict("True", "Resolved", message), model.model_dump(exclude_none=True)
+            verdict = Verdict("False", "ModelNotFound", str(error))
+        else:
+            answered_at = time.monotonic()
+            verdict = Verdict("True", "Resolved", f"{uri} is version {found.version} at {found.source}")
+            if previous is None or previous.get("version") != found.version:  # else keep resolvedAt
+                model = ResolvedModel(
+                    uri=uri, version=found.version, source=found.source, resolved_at=now_rfc3339()
+                )
+                previous = model.model_dump(exclude_none=True)
+        self._resolutions[uid] = Resolution(uri, verdict, previous, answered_at)
+        return verdict, previous
 
     # -- children ---------------------------------------------------------------------------------
 
@@ -104,16 +152,14 @@ class LLMDeploymentController:
         owner: rendering.Owner,
         model: dict[str, Any],
         body: dict[str, Any],
-        deployment: dict[str, Any] | None,
-        full: bool,
-        fresh: bool,
+        live: dict[str, dict[str, Any] | None],
+        kinds: Collection[str] | None,
         replicas_override: int | None,
     ) -> tuple[Verdict | None, dict[str, Any] | None]:
-        """Apply what differs from the live objects.
+        """Apply each child that differs from its live copy in ``live`` (kind -> object or None).
 
-        ``full`` checks every child (reading those no index holds) and removes children the spec no
-        longer asks for; otherwise only the Deployment is compared, with the copy the index holds.
-        A ``fresh`` object (never reconciled) has no children to read or remove: they are applied.
+        ``kinds`` limits the comparison to those kinds (a child's own event); None compares every
+        kind and removes children the spec no longer asks for.
         Returns the ServiceMonitor verdict (when one is asked for) and the Deployment as it now is.
         """
         tracking_uri = spec.model.tracking_uri or self.settings.mlflow_tracking_uri
@@ -127,45 +173,41 @@ class LLMDeploymentController:
         )
         monitor: Verdict | None = None
         applied = []
+        deployment = live.get("Deployment")
         for child in children:
             kind, name = child["kind"], child["metadata"]["name"]
-            if kind != "Deployment" and not full:
-                continue
             if kind == "ServiceMonitor":
                 if not self._service_monitor_crd_installed():
                     message = f"{SERVICE_MONITOR_CRD} is not installed; no ServiceMonitor"
                     monitor = Verdict("False", "CRDNotInstalled", message)
                     continue
                 monitor = Verdict("True", "Created", f"ServiceMonitor {name} scrapes /metrics")
-            if kind == "Deployment":
-                live = deployment
-            else:
-                live = None if fresh else self.kube.get(kind, owner.namespace, name)
-            if live is None or not contains(live, child):
+            if kinds is not None and kind not in kinds:
+                continue
+            current = live.get(kind)
+            if current is None or not contains(current, child):
                 result = self.kube.apply(child)
-                applied.append(f"{kind}/{name}" + (" (created)" if live is None else ""))
+                applied.append(f"{kind}/{name}" + (" (created)" if current is None else ""))
                 if kind == "Deployment":
                     deployment = result
-        if full and not fresh:
-            applied.extend(self._prune(owner, {child["kind"] for child in children}))
+        if kinds is None:
+            rendered = {child["kind"] for child in children}
+            applied.extend(self._prune(owner, live, rendered))
         if applied:  # only real changes get here, so each is worth an Event
             self.kube.post_event(body, "Normal", "Applied", ", ".join(applied))
         return monitor, deployment
 
-    def _prune(self, owner: rendering.Owner, rendered_kinds: set[str]) -> list[str]:
+    def _prune(
+        self, owner: rendering.Owner, live: dict[str, dict[str, Any] | None], rendered: set[str]
+    ) -> list[str]:
         removed = []
         for kind in PRUNABLE_KINDS:
-            if kind in rendered_kinds or (
-                kind == "ServiceMonitor" and not self._service_monitor_crd_installed()
-            ):
+            current = live.get(kind)
+            if kind in rendered or current is None:
                 continue
-            live = self.kube.get(kind, owner.namespace, owner.name)
-            if (
-                live is not None
-                and (live["metadata"].get("labels") or {}).get(rendering.OWNER_LABEL) == owner.name
-            ):
-                self.kube.delete(kind, owner.namespace, owner.name)
-                removed.append(f"{kind}/{owner.name} (deleted)")
+            if (current["metadata"].get("labels") or {}).get(rendering.OWNER_LABEL) == owner.name:
+                self.kube.delete(kind, owner.namespace, current["metadata"]["name"])
+                removed.append(f"{kind}/{current['metadata']['name']} (deleted)")
         return removed
 
     # -- the whole reconcile ----------------------------------------------------------------------
@@ -175,13 +217,14 @@ class LLMDeploymentController:
         body: dict[str, Any],
         *,
         ask_registry: bool,
-        full: bool,
-        deployment: dict[str, Any] | None,
+        live: dict[str, dict[str, Any] | None],
         pods: list[dict[str, Any]],
+        kinds: Collection[str] | None = None,
         replicas_override: int | None = None,
     ) -> None:
-        """One pass over an LLMDeployment; ``deployment`` and ``pods`` come from the watch indexes,
-        ``replicas_override`` from a CanaryRollout that splits traffic by replica ratio."""
+        """One pass over an LLMDeployment; ``live`` (children by kind) and ``pods`` come from the
+        watches, ``kinds`` limits which children are compared, ``replicas_override`` comes from a
+        CanaryRollout that splits traffic by replica ratio. Callers hold ``lock(namespace, name)``."""
         meta = body["metadata"]
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
         generation = int(meta.get("generation") or 0)
@@ -202,10 +245,10 @@ class LLMDeploymentController:
         verdict, model = self._resolution(spec, uid, status, ask_registry)
         self._announce_model(body, status, verdict, model)
         monitor = None
+        deployment = live.get("Deployment")
         if model is not None:
-            fresh = "observedGeneration" not in status
             monitor, deployment = self._apply_children(
-                spec, owner, model, body, deployment, full, fresh, replicas_override
+                spec, owner, model, body, live, kinds, replicas_override
             )
         selector = ",".join(f"{k}={v}" for k, v in rendering.selector_labels(owner).items())
         desired = desired_status(
@@ -233,8 +276,16 @@ class LLMDeploymentController:
         if verdict.reason == "RegistryUnavailable" and ask_registry:
             raise RetryLater(verdict.message)
 
-    def forget(self, uid: str) -> None:
-        self._last_resolution.pop(uid, None)
+    def lock(self, namespace: str, name: str) -> threading.Lock:
+        """One pass at a time per object: a timer, a spec change and children's events come in on
+        different threads, and each must see what the one before it wrote."""
+        with self._locks_guard:
+            return self._locks.setdefault((namespace, name), threading.Lock())
+
+    def forget(self, namespace: str, name: str, uid: str) -> None:
+        self._resolutions.pop(uid, None)
+        with self._locks_guard:
+            self._locks.pop((namespace, name), None)
         for key in [key for key in self._announced if key[0] == uid]:
             del self._announced[key]
 
@@ -279,6 +330,23 @@ def _first(store: Any) -> dict[str, Any] | None:
     return next(iter(store), None) if store is not None else None
 
 
+def in_memory_copy(body: kopf.Body) -> dict[str, Any]:
+    """What the controller keeps of a watched object: all but managedFields and the annotations
+    that repeat the whole spec, which nothing here reads and which are often most of its bytes."""
+    copy = dict(body)
+    metadata = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+    annotations = metadata.get("annotations")
+    if annotations:
+        metadata["annotations"] = {k: v for k, v in annotations.items() if k not in UNREAD_ANNOTATIONS}
+    copy["metadata"] = metadata
+    return copy
+
+
+def uses_registry(spec: kopf.Spec, **_: Any) -> bool:
+    """Only registry models need the periodic timer (alias polling, retries while it is down)."""
+    return parse_registry_uri(str((spec.get("model") or {}).get("uri", ""))) is not None
+
+
 def stable_replicas_of(rollouts: Any) -> int | None:
     """Replicas a running CanaryRollout asks of its target under replica-ratio routing."""
     for rollout in rollouts or []:
@@ -296,14 +364,16 @@ def register(settings: Settings) -> None:
 
     @kopf.index(GROUP, VERSION, "llmdeployments", id="llmdeployment_index")
     def llmdeployment_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-        return {(namespace, name): dict(body)}
+        return {(namespace, name): in_memory_copy(body)}
 
-    @kopf.index("apps", "v1", "deployments", labels=MANAGED, id="deployment_index")
-    def deployment_index(
+    def child_index(
         namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
     ) -> dict[Any, Any] | None:
         owner = labels.get(rendering.OWNER_LABEL)
-        return {(namespace, owner): dict(body)} if owner else None
+        return {(namespace, owner): in_memory_copy(body)} if owner else None
+
+    for group_version, plural, index_id in CHILD_RESOURCES.values():
+        kopf.index(group_version, plural, labels=MANAGED, id=index_id)(child_index)
 
     @kopf.index("v1", "pods", labels=MANAGED, id="pod_index")
     def pod_index(
@@ -315,21 +385,47 @@ def register(settings: Settings) -> None:
         summary = {"name": meta["name"], "deletionTimestamp": meta.get("deletionTimestamp")}
         return {(namespace, owner): {"metadata": summary, "status": dict(status)}}
 
-    def run(body: dict[str, Any], ask_registry: bool, full: bool, indexes: dict[str, Any]) -> None:
-        key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        with telemetry.reconciling("LLMDeployment"):
-            controller.reconcile(
-                body,
-                ask_registry=ask_registry,
-                full=full,
-                deployment=_first(indexes["deployment_index"].get(key)),
-                pods=list(indexes["pod_index"].get(key, [])),
-                replicas_override=stable_replicas_of(indexes["rollout_index"].get(key)),
-            )
+    def run(
+        key: tuple[str, str],
+        ask_registry: bool,
+        indexes: Mapping[str, Any],
+        body: dict[str, Any] | None = None,
+        kinds: Collection[str] | None = None,
+    ) -> None:
+        """Reconcile ``body`` (None: the watch's copy, read under the object's lock so it is the
+        newest) with the children the watches hold. With ``kinds``, only those are compared."""
+        with controller.lock(*key):
+            if body is None:
+                body = owner_of(key, indexes)
+                if body is None:
+                    return
+            live = {child: _first(indexes[ids[2]].get(key)) for child, ids in CHILD_RESOURCES.items()}
+            with telemetry.reconciling("LLMDeployment"):
+                controller.reconcile(
+                    body,
+                    ask_registry=ask_registry,
+                    live=live,
+                    pods=list(indexes["pod_index"].get(key, [])),
+                    kinds=kinds,
+                    replicas_override=stable_replicas_of(indexes["rollout_index"].get(key)),
+                )
 
-    def reconcile(body: kopf.Body, retry: int, **kwargs: Any) -> None:
+    watched: dict[str, Any] = {}  # kopf's indexes (live mappings), as the first event handed them over
+    children_changed: CoalescingQueue[tuple[str, str]] = CoalescingQueue(
+        lambda key, kinds: run(key, ask_registry=False, indexes=watched, kinds=kinds),
+        workers=STATUS_WORKERS,
+        name="llmdeployment-children",
+    )
+
+    def mark(namespace: str | None, owner: str | None, kind: str, kwargs: dict[str, Any]) -> None:
+        if not watched:
+            watched.update({k: v for k, v in kwargs.items() if k.endswith("_index")})
+        if namespace and owner:
+            children_changed.mark((namespace, owner), kind)
+
+    def reconcile(namespace: str | None, name: str, body: kopf.Body, retry: int, **kwargs: Any) -> None:
         try:
-            run(dict(body), ask_registry=True, full=True, indexes=kwargs)
+            run((str(namespace), name), ask_registry=True, indexes=kwargs, body=dict(body))
         except RetryLater as error:
             raise kopf.TemporaryError(str(error), delay=min(300, 5 * 2**retry)) from error
 
@@ -344,28 +440,41 @@ def register(settings: Settings) -> None:
         id="resync",
         interval=settings.resync_seconds,
         initial_delay=settings.resync_seconds,
+        when=uses_registry,
     )
-    def resync(body: kopf.Body, **kwargs: Any) -> None:
+    def resync(namespace: str | None, name: str, body: kopf.Body, **kwargs: Any) -> None:
         with contextlib.suppress(RetryLater):  # already in status; the next tick asks again
-            run(dict(body), ask_registry=True, full=True, indexes=kwargs)
+            run((str(namespace), name), ask_registry=True, indexes=kwargs, body=dict(body))
 
     @kopf.on.delete(GROUP, VERSION, "llmdeployments", id="forget", optional=True)
-    def forget(uid: str, **_: Any) -> None:
-        controller.forget(uid)  # children go by garbage collection through their owner references
+    def forget(namespace: str | None, name: str, uid: str, **_: Any) -> None:
+        """Children go by garbage collection through their owner references."""
+        controller.forget(str(namespace), name, uid)
 
-    def child_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
-        owner = labels.get(rendering.OWNER_LABEL)
-        body = _first(kwargs["llmdeployment_index"].get((namespace, owner))) if owner else None
-        if body is not None and not body["metadata"].get("deletionTimestamp"):
-            run(body, ask_registry=False, full=False, indexes=kwargs)
+    def owner_of(key: tuple[str, str], indexes: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The LLMDeployment as the watch last saw it, unless it is going."""
+        body = _first(indexes["llmdeployment_index"].get(key))
+        return None if body is None or body["metadata"].get("deletionTimestamp") else body
 
-    kopf.on.event("apps", "v1", "deployments", labels=MANAGED, id="child-deployment")(child_changed)
-    kopf.on.event("v1", "pods", labels=MANAGED, id="child-pod")(child_changed)
+    def child_handler(kind: str) -> Any:
+        async def child_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
+            mark(namespace, labels.get(rendering.OWNER_LABEL), kind, kwargs)
+
+        return child_changed
+
+    for kind, (group_version, plural, _) in CHILD_RESOURCES.items():
+        kopf.on.event(group_version, plural, labels=MANAGED, id=f"child-{plural}")(child_handler(kind))
+
+    @kopf.on.event("v1", "pods", labels=MANAGED, id="child-pod")
+    async def pod_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
+        """For status; the Deployment is compared too, with the watch's copy."""
+        mark(namespace, labels.get(rendering.OWNER_LABEL), "Deployment", kwargs)
+
+    @kopf.on.cleanup()
+    async def stop_children_queue(**_: Any) -> None:
+        children_changed.shutdown()
 
     @kopf.on.event(GROUP, VERSION, "canaryrollouts", id="rollout-replicas")
-    def rollout_changed(namespace: str | None, spec: kopf.Spec, **kwargs: Any) -> None:
+    async def rollout_changed(namespace: str | None, spec: kopf.Spec, **kwargs: Any) -> None:
         """A rollout resizing its target under replica-ratio routing: apply the new count now."""
-        target = (spec.get("targetRef") or {}).get("name")
-        body = _first(kwargs["llmdeployment_index"].get((namespace, target))) if target else None
-        if body is not None and not body["metadata"].get("deletionTimestamp"):
-            run(body, ask_registry=False, full=False, indexes=kwargs)
+        mark(namespace, (spec.get("targetRef") or {}).get("name"), "Deployment", kwargs)

@@ -6,19 +6,17 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+from .. import lazy
+from ..models import RegistryRef
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 # The MLflow client retries for minutes by default; the operator retries on its own schedule.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-
-# Imported here, once, when the handlers are registered: a first import of mlflow from several
-# handler threads at once deadlocks on its protobuf modules and leaves them half-loaded.
-from mlflow import MlflowClient
-from mlflow.entities import Metric, Param
-from mlflow.exceptions import MlflowException, RestException
-
-from ..models import RegistryRef
 
 
 class RegistryUnavailable(Exception):
@@ -44,6 +42,8 @@ class ResolvedVersion:
 def resolve(ref: RegistryRef, tracking_uri: str) -> ResolvedVersion:
 
     client = _client(tracking_uri)
+    from mlflow.exceptions import MlflowException, RestException
+
     try:
         if ref.alias is not None:
             version = client.get_model_version_by_alias(ref.name, ref.alias)
@@ -60,7 +60,10 @@ def resolve(ref: RegistryRef, tracking_uri: str) -> ResolvedVersion:
     return ResolvedVersion(ref.name, str(version.version), str(source), str(version.run_id or ""))
 
 
-def _client(tracking_uri: str) -> Any:
+def _client(tracking_uri: str) -> MlflowClient:
+    """A client; the first call loads mlflow (every function here calls this before naming it)."""
+    lazy.load("mlflow")
+    from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
@@ -73,6 +76,8 @@ def set_alias(name: str, alias: str, version: str, tracking_uri: str) -> bool:
     """Point ``alias`` at ``version``; False when it already does (nothing written)."""
 
     client = _client(tracking_uri)
+    from mlflow.exceptions import MlflowException
+
     try:
         try:
             if str(client.get_model_version_by_alias(name, alias).version) == version:
@@ -90,8 +95,11 @@ def find_version_by_tag(name: str, key: str, value: str, tracking_uri: str) -> s
     """The newest version of ``name`` carrying tag ``key=value`` (a trainer's drift-event tag)."""
 
     query = f"name = '{name}' and tags.`{key}` = '{value}'"
+    client = _client(tracking_uri)
+    from mlflow.exceptions import MlflowException
+
     try:
-        versions = _client(tracking_uri).search_model_versions(filter_string=query)
+        versions = client.search_model_versions(filter_string=query)
     except (MlflowException, OSError) as error:
         raise _unavailable(tracking_uri, error) from error
     numbers = [int(version.version) for version in versions]
@@ -100,8 +108,11 @@ def find_version_by_tag(name: str, key: str, value: str, tracking_uri: str) -> s
 
 def tag_version(name: str, version: str, key: str, value: str, tracking_uri: str) -> None:
 
+    client = _client(tracking_uri)
+    from mlflow.exceptions import MlflowException
+
     try:
-        _client(tracking_uri).set_model_version_tag(name, version, key, value)
+        client.set_model_version_tag(name, version, key, value)
     except (MlflowException, OSError) as error:
         raise _unavailable(tracking_uri, error) from error
 
@@ -119,6 +130,9 @@ def log_run(
     """One finished run in ``experiment`` (created when missing); returns its id."""
 
     client = _client(tracking_uri)
+    from mlflow.entities import Metric, Param
+    from mlflow.exceptions import MlflowException
+
     try:
         found = client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
@@ -142,6 +156,8 @@ def download_text(tracking_uri: str, run_id: str, path: str) -> str:
     """An artifact of a run, as text (a reference dataset)."""
 
     client = _client(tracking_uri)
+    from mlflow.exceptions import MlflowException
+
     with tempfile.TemporaryDirectory() as directory:
         try:
             local = client.download_artifacts(run_id, path, directory)

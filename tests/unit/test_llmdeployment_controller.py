@@ -1,0 +1,132 @@
+"""The LLMDeployment controller against recorded API calls: what it writes, given what it sees."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from llmops_operator.config import Settings
+from llmops_operator.handlers import llmdeployment
+from llmops_operator.handlers.llmdeployment import LLMDeploymentController, in_memory_copy
+from llmops_operator.kube import Kube
+from llmops_operator.registry.mlflow import ResolvedVersion
+
+
+class RecordingKube(Kube):
+    """Answers applies with what was sent and records every write."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, str]] = []
+        self.applied: dict[str, dict[str, Any]] = {}  # kind -> the last object applied
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.writes.append(("apply", obj["kind"]))
+        self.applied[obj["kind"]] = obj
+        return obj
+
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        self.writes.append(("delete", kind))
+        return True
+
+    def patch_status(self, kind: str, namespace: str, name: str, changes: dict[str, Any]) -> None:
+        self.writes.append(("status", ",".join(sorted(changes))))
+
+    def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        self.writes.append(("event", reason))
+
+    def crd_exists(self, name: str) -> bool:
+        return False
+
+
+def body(uri: str, replicas: int = 2, status: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "llmops.dev/v1alpha1",
+        "kind": "LLMDeployment",
+        "metadata": {"name": "m", "namespace": "ns", "uid": "u-1", "generation": 1},
+        "spec": {"model": {"uri": uri}, "resources": {"gpus": 0}, "replicas": replicas},
+        "status": status or {},
+    }
+
+
+def reconcile(
+    controller: LLMDeploymentController,
+    obj: dict[str, Any],
+    live: dict[str, Any],
+    kinds: tuple[str, ...] | None = None,
+    ask_registry: bool = True,
+) -> None:
+    controller.reconcile(obj, ask_registry=ask_registry, live=live, pods=[], kinds=kinds)
+
+
+def applied_children(obj: dict[str, Any]) -> dict[str, Any]:
+    """Every child a first pass over ``obj`` applies, by kind: what the watches then hold."""
+    kube = RecordingKube()
+    LLMDeploymentController(Settings(), kube).reconcile(obj, ask_registry=True, live={}, pods=[])
+    return dict(kube.applied)
+
+
+def test_first_pass_applies_every_child_and_a_pass_with_them_live_writes_nothing() -> None:
+    kube = RecordingKube()
+    controller = LLMDeploymentController(Settings(), kube)
+    reconcile(controller, body("hf://org/m"), {})
+    assert {kind for verb, kind in kube.writes if verb == "apply"} == {
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+    }
+    kube.writes.clear()
+    reconcile(controller, body("hf://org/m"), applied_children(body("hf://org/m")))
+    assert [write for write in kube.writes if write[0] != "status"] == []
+
+
+def test_a_child_event_compares_only_that_kind_and_a_smaller_spec_prunes_the_pdb() -> None:
+    live = applied_children(body("hf://org/m"))
+    kube = RecordingKube()
+    controller = LLMDeploymentController(Settings(), kube)
+    edited = {**live, "Service": {**live["Service"], "spec": {**live["Service"]["spec"], "ports": []}}}
+    reconcile(controller, body("hf://org/m"), edited, kinds=("Deployment",))
+    assert ("apply", "Service") not in kube.writes  # a Deployment event looks at the Deployment only
+    reconcile(controller, body("hf://org/m"), edited, kinds=("Service",))
+    assert ("apply", "Service") in kube.writes  # the Service's own event puts it back
+    reconcile(controller, body("hf://org/m"), {**live, "Service": None}, kinds=("Service",))
+    assert kube.writes.count(("apply", "Service")) == 2  # and so does its deletion
+    kube.writes.clear()
+    reconcile(controller, body("hf://org/m", replicas=1), live)
+    assert ("delete", "PodDisruptionBudget") in kube.writes  # one replica needs no PDB
+
+
+def test_a_stale_copy_from_a_watch_does_not_undo_the_last_registry_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answer = ResolvedVersion("llama", "3", "s3://models/llama/3", "run-1")
+    monkeypatch.setattr(llmdeployment, "resolve", lambda ref, uri: answer)
+    kube = RecordingKube()
+    controller = LLMDeploymentController(Settings(), kube)
+    reconcile(controller, body("models:/llama@prod"), {})
+    kube.writes.clear()
+    # A child's event arrives with the object as the watch saw it before the first status write.
+    reconcile(controller, body("models:/llama@prod"), {}, kinds=("Deployment",), ask_registry=False)
+    statuses = [changes for verb, changes in kube.writes if verb == "status"]
+    assert statuses and all("model" in changes for changes in statuses)  # version 3 kept, not None
+
+
+def test_in_memory_copy_leaves_out_managed_fields_and_whole_spec_annotations() -> None:
+    watched: dict[str, Any] = {
+        "metadata": {
+            "name": "m",
+            "managedFields": [{"manager": "kubectl"}],
+            "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": "{...}",
+                "llmops.dev/last-handled-configuration": "{...}",
+                "llmops.dev/serves-for": "m",
+            },
+        },
+        "spec": {"replicas": 1},
+    }
+    copy = in_memory_copy(watched)  # type: ignore[arg-type]
+    assert copy == {
+        "metadata": {"name": "m", "annotations": {"llmops.dev/serves-for": "m"}},
+        "spec": {"replicas": 1},
+    }
+    assert "managedFields" in watched["metadata"]  # the watched object itself is untouched
