@@ -43,7 +43,7 @@ CHILD_RESOURCES: dict[str, tuple[str, str, str]] = {
     "HorizontalPodAutoscaler": ("autoscaling/v2", "horizontalpodautoscalers", "hpa_index"),
     "ServiceMonitor": ("monitoring.coreos.com/v1", "servicemonitors", "servicemonitor_index"),
 }
-# Large fields nothing here reads; left out of the in-memory copies (about half of each object).
+# Large fields nothing here reads; left out of the in-memory copies.
 UNREAD_ANNOTATIONS = (
     "kubectl.kubernetes.io/last-applied-configuration",
     f"{GROUP}/last-handled-configuration",
@@ -410,16 +410,22 @@ def register(settings: Settings) -> None:
                     replicas_override=stable_replicas_of(indexes["rollout_index"].get(key)),
                 )
 
-    watched: dict[str, Any] = {}  # kopf's indexes (live mappings), as the first event handed them over
+    watched: dict[str, Any] = {}  # kopf's indexes: live mappings, handed to startup handlers too
     children_changed: CoalescingQueue[tuple[str, str]] = CoalescingQueue(
         lambda key, kinds: run(key, ask_registry=False, indexes=watched, kinds=kinds),
         workers=STATUS_WORKERS,
         name="llmdeployment-children",
     )
 
-    def mark(namespace: str | None, owner: str | None, kind: str, kwargs: dict[str, Any]) -> None:
-        if not watched:
-            watched.update({k: v for k, v in kwargs.items() if k.endswith("_index")})
+    @kopf.on.startup()
+    async def keep_indexes(**kwargs: Any) -> None:
+        watched.update({k: v for k, v in kwargs.items() if k.endswith("_index")})
+
+    @kopf.on.cleanup()
+    async def stop_children_queue(**_: Any) -> None:
+        children_changed.shutdown()
+
+    def mark(namespace: str | None, owner: str | None, kind: str) -> None:
         if namespace and owner:
             children_changed.mark((namespace, owner), kind)
 
@@ -446,10 +452,13 @@ def register(settings: Settings) -> None:
         with contextlib.suppress(RetryLater):  # already in status; the next tick asks again
             run((str(namespace), name), ask_registry=True, indexes=kwargs, body=dict(body))
 
-    @kopf.on.delete(GROUP, VERSION, "llmdeployments", id="forget", optional=True)
-    def forget(namespace: str | None, name: str, uid: str, **_: Any) -> None:
-        """Children go by garbage collection through their owner references."""
-        controller.forget(str(namespace), name, uid)
+    @kopf.on.event(GROUP, VERSION, "llmdeployments", id="forget")
+    async def forget(type: str | None, namespace: str | None, name: str, uid: str, **_: Any) -> None:
+        """Drop what is kept in memory for an object once it is gone. An event, not a deletion
+        handler: an object without a finalizer is gone before kopf could run one. Its children
+        go by garbage collection through their owner references."""
+        if type == "DELETED":
+            controller.forget(str(namespace), name, uid)
 
     def owner_of(key: tuple[str, str], indexes: Mapping[str, Any]) -> dict[str, Any] | None:
         """The LLMDeployment as the watch last saw it, unless it is going."""
@@ -457,8 +466,8 @@ def register(settings: Settings) -> None:
         return None if body is None or body["metadata"].get("deletionTimestamp") else body
 
     def child_handler(kind: str) -> Any:
-        async def child_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
-            mark(namespace, labels.get(rendering.OWNER_LABEL), kind, kwargs)
+        async def child_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+            mark(namespace, labels.get(rendering.OWNER_LABEL), kind)
 
         return child_changed
 
@@ -466,15 +475,11 @@ def register(settings: Settings) -> None:
         kopf.on.event(group_version, plural, labels=MANAGED, id=f"child-{plural}")(child_handler(kind))
 
     @kopf.on.event("v1", "pods", labels=MANAGED, id="child-pod")
-    async def pod_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
+    async def pod_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
         """For status; the Deployment is compared too, with the watch's copy."""
-        mark(namespace, labels.get(rendering.OWNER_LABEL), "Deployment", kwargs)
-
-    @kopf.on.cleanup()
-    async def stop_children_queue(**_: Any) -> None:
-        children_changed.shutdown()
+        mark(namespace, labels.get(rendering.OWNER_LABEL), "Deployment")
 
     @kopf.on.event(GROUP, VERSION, "canaryrollouts", id="rollout-replicas")
-    async def rollout_changed(namespace: str | None, spec: kopf.Spec, **kwargs: Any) -> None:
+    async def rollout_changed(namespace: str | None, spec: kopf.Spec, **_: Any) -> None:
         """A rollout resizing its target under replica-ratio routing: apply the new count now."""
-        mark(namespace, (spec.get("targetRef") or {}).get("name"), "Deployment", kwargs)
+        mark(namespace, (spec.get("targetRef") or {}).get("name"), "Deployment")
