@@ -5,8 +5,9 @@ For each count N it creates N LLMDeployments in a fresh namespace and prints:
 - time to Ready: until every object's Ready condition is True (pods need cluster capacity, so
   objects beyond the fake nodes' pod capacity are created with replicas 0 and not counted);
 - API writes during a no-op resync: write requests the API server counted for our resources
-  while every object was resynced at least once with nothing to change;
-- the operator's peak resident memory.
+  while a restarted operator re-checked every object (kopf's resume), with nothing to change
+  (these objects have direct model URIs, so no timer re-checks them between restarts);
+- the operator's peak resident memory (the first process, which saw the burst).
 
 Usage: .venv/bin/python benchmarks/llmdeployment_scale.py [--floor] [N ...]   (default: 1 100 1000)
 ``--floor`` runs benchmarks/floor_controller.py (apply Deployment and Service, nothing else) in
@@ -32,7 +33,6 @@ from kubernetes import client, config, watch
 
 ROOT = Path(__file__).resolve().parents[1]
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
-RESYNC_SECONDS = 20
 READY_LIMIT = 100  # pods without GPUs land on the one CPU node, which takes 110
 # The operator writes with apply and merge patches. Other writers on this cluster (the controller
 # manager's PUTs of Deployment status, the garbage collector's DELETEs while an earlier run's
@@ -89,18 +89,18 @@ def run(count: int, floor: bool) -> None:
     namespace = f"bench-{count}-{uuid.uuid4().hex[:5]}"
     core, custom = client.CoreV1Api(), client.CustomObjectsApi()
     core.create_namespace({"metadata": {"name": namespace}})
-    env = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "LLMOPS_RESYNC_SECONDS": str(RESYNC_SECONDS)}
-    log = open(ROOT / ".cluster" / f"bench-operator-{count}.log", "wb")  # noqa: SIM115
+    log_path = ROOT / ".cluster" / f"bench-operator-{count}.log"
+    log = open(log_path, "wb")  # noqa: SIM115
     command = ["-m", "llmops_operator", "-n", namespace, "--log-format", "plain"]
     command += ["--health-port", str(free_port()), "--metrics-port", "0"]
     if floor:
         command = [str(ROOT / "benchmarks" / "floor_controller.py"), namespace]
-    operator = subprocess.Popen(
-        [sys.executable, *command],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+
+    def start() -> subprocess.Popen[bytes]:
+        env = {**os.environ, "KUBECONFIG": str(KUBECONFIG)}
+        return subprocess.Popen([sys.executable, *command], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    operator = start()
     created: dict[str, float] = {}
     children: dict[str, float] = {}
     stop = threading.Event()
@@ -176,13 +176,21 @@ def run(count: int, floor: bool) -> None:
             time.sleep(1)  # every object's rollout judged complete: the operator has caught up
         settled = time.monotonic() - started
         time.sleep(5)
+        peak_rss = peak_rss_mib(operator.pid)
         before = write_requests(client.ApiClient())
-        time.sleep(RESYNC_SECONDS * 2 + 5)  # every object resynced at least once
+        operator.terminate()
+        operator.wait(timeout=60)
+        operator = start()
+        resumed = 0
+        while resumed < count + 1 and time.monotonic() < deadline:  # the warm-up object too
+            time.sleep(1)
+            resumed = log_path.read_text(errors="replace").count("Resuming is processed")
+        time.sleep(5)
         writes = write_requests(client.ApiClient()) - before
         print(
             f"{figures}  all {expected_ready} Ready after {all_ready:6.1f}s  "
             f"all settled after {settled:6.1f}s  "
-            f"no-op resync writes {writes:.0f}  peak RSS {peak_rss_mib(operator.pid):6.1f} MiB",
+            f"no-op resync writes {writes:.0f} ({resumed} resumed)  peak RSS {peak_rss:6.1f} MiB",
             flush=True,
         )
     finally:
