@@ -250,8 +250,15 @@ def test_no_op_resync_writes_nothing(
         wait_condition(cluster, namespace, name, "Progressing", "False", "RolloutComplete")
 
     def versions() -> dict[str, str]:
+        """Every object's resourceVersion, and the Events about the LLMDeployments: a restarted
+        operator must not announce again what is already in status (Ready, for one)."""
         objects = cluster.get("llmdeployment,deployment,service,pdb", "-n", namespace)["items"]
-        return {f"{o['kind']}/{o['metadata']['name']}": o["metadata"]["resourceVersion"] for o in objects}
+        about = "involvedObject.kind=LLMDeployment"
+        events = cluster.get("events", "-n", namespace, "--field-selector", about)
+        return {
+            f"{o['kind']}/{o['metadata']['name']}": o["metadata"]["resourceVersion"]
+            for o in objects + events["items"]
+        }
 
     before = versions()
     operator.stop()

@@ -14,7 +14,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import kopf
@@ -271,7 +271,7 @@ class LLMDeploymentController:
                 monitor.message,
                 generation,
             )
-        self._announce_readiness(body, desired)
+        self._announce_readiness(body, status, desired)
         self._write_status(namespace, name, status, desired)
         if verdict.reason == "RegistryUnavailable" and ask_registry:
             raise RetryLater(verdict.message)
@@ -307,7 +307,8 @@ class LLMDeploymentController:
     def _announce_model(
         self, body: dict[str, Any], status: dict[str, Any], verdict: Verdict, model: dict[str, Any] | None
     ) -> None:
-        if verdict.status == "False":
+        said = {"type": "ModelResolved", **asdict(verdict)}
+        if verdict.status == "False" and not _says(status, said):
             self._announce(body, "model", True, verdict.reason, verdict.message)
         previous = status.get("model") or {}
         if (
@@ -318,12 +319,23 @@ class LLMDeploymentController:
             change = f"from version {previous['version']} " if previous.get("version") else ""
             self._announce(body, "model", False, "ModelVersionChanged", f"{change}to {verdict.message}")
 
-    def _announce_readiness(self, body: dict[str, Any], desired: dict[str, Any]) -> None:
+    def _announce_readiness(
+        self, body: dict[str, Any], status: dict[str, Any], desired: dict[str, Any]
+    ) -> None:
         ready = find_condition(desired["conditions"], "Ready") or {}
+        if _says(status, ready):
+            return  # announced when the status changed to this (by this process or one before it)
         if ready.get("status") == "True":
             self._announce(body, "ready", False, "Ready", ready.get("message", ""))
         elif ready.get("reason") in FAILURE_REASONS:
             self._announce(body, "ready", True, ready["reason"], ready.get("message", ""))
+
+
+def _says(status: dict[str, Any], condition: Mapping[str, Any]) -> bool:
+    """Whether the object's status already carries ``condition`` (its type, status, reason and
+    message): a restarted operator must not announce again what its predecessor announced."""
+    current = find_condition(status.get("conditions") or [], condition.get("type", "")) or {}
+    return all(current.get(key) == condition.get(key) for key in ("status", "reason", "message"))
 
 
 def _first(store: Any) -> dict[str, Any] | None:
