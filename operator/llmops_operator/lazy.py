@@ -1,19 +1,21 @@
 """Heavy libraries load on first use, one thread at a time.
 
-mlflow and matplotlib cost about 130 MiB of resident memory; an operator that serves only
-Hugging Face or S3 models and runs no DriftMonitor never needs them. The lock matters: handler
-threads importing mlflow at the same moment deadlocked on its protobuf modules.
+mlflow and matplotlib cost about 130 MiB of resident memory and scipy about 70 MiB; an operator
+that serves only Hugging Face or S3 models and runs no DriftMonitor or CanaryRollout needs none.
+The lock matters: handler threads importing mlflow at the same moment deadlocked on its protobuf
+modules.
 """
 
 from __future__ import annotations
 
 import importlib
 import threading
+from types import ModuleType
 
 _LOCK = threading.Lock()
 
 
-def load(module: str) -> None:
-    """Import ``module`` unless it is loaded; later ``from module import ...`` lines are then cheap."""
+def load(module: str) -> ModuleType:
+    """``module``, imported unless it is loaded; later ``from module import ...`` lines are cheap."""
     with _LOCK:
-        importlib.import_module(module)
+        return importlib.import_module(module)

@@ -1,3 +1,7 @@
+import ast
+import subprocess
+import sys
+
 import pytest
 
 from llmops_operator.durations import parse_duration
@@ -38,3 +42,11 @@ def test_contains_ignores_server_added_fields_but_not_changed_ones() -> None:
     assert not contains({"spec": {**live["spec"], "replicas": 3}}, desired)
     assert not contains({"spec": {**live["spec"], "ports": []}}, desired)
     assert not contains({}, desired)
+
+
+def test_the_operator_starts_without_its_heavy_libraries() -> None:
+    """mlflow, matplotlib and scipy (about 200 MiB together) load only when a registry model,
+    a drift report or a statistical test first needs them."""
+    script = "import sys, llmops_operator.handlers; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert not {"mlflow", "matplotlib", "scipy"} & set(ast.literal_eval(loaded.stdout))

@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy import stats
-
+from .. import lazy
 from ..api.canaryrollout import AnalysisSpec, BaselineComparison, MetricCheck, MetricPreset
 from ..metrics import MetricsProvider, MetricsUnavailable, QueryFailed
 from ..metrics.templates import TemplateError, render_query
@@ -161,7 +160,7 @@ def judge_baseline(
         message = f"{len(canary)} canary and {len(stable)} stable samples; need {MIN_BASELINE_SAMPLES} each"
         return Measurement(metric, "Inconclusive", "", threshold, message)
     worse = "greater" if comparison.direction == "lowerIsBetter" else "less"
-    result = stats.mannwhitneyu(canary, stable, alternative=worse)
+    result = lazy.load("scipy.stats").mannwhitneyu(canary, stable, alternative=worse)
     u_canary = float(result.statistic)
     effect = 2.0 * u_canary / (len(canary) * len(stable)) - 1.0  # rank-biserial, + means canary larger
     if worse == "less":

@@ -13,12 +13,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from types import ModuleType
 from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
-from scipy.spatial.distance import jensenshannon
+
+from .. import lazy
+
+
+def _stats() -> ModuleType:
+    """scipy.stats, loaded on first use (``lazy``): an operator without DriftMonitors never needs it."""
+    return lazy.load("scipy.stats")
+
 
 TestName = Literal["ks", "psi", "wasserstein", "jensenShannon", "chiSquare"]
 DriftType = Literal["sudden", "gradual", "varianceChange", "none"]
@@ -130,14 +137,14 @@ class SamplePair:
         half a second per call out there."""
         n, m = self.baseline.size, self.current.size
         if max(n, m) <= EXACT_KS_LIMIT:
-            result = stats.ks_2samp(self.baseline, self.current)
+            result = _stats().ks_2samp(self.baseline, self.current)
             return TestResult(float(result.statistic), float(result.pvalue), float(result.statistic))
         _, cdf_a, cdf_b = self._cdfs
         d = float(np.max(np.abs(cdf_a - cdf_b)))
         effective = np.round(n * m / (n + m))
-        p_value = float(stats.kstwobign.sf(d * np.sqrt(effective)))
+        p_value = float(_stats().kstwobign.sf(d * np.sqrt(effective)))
         if p_value >= 1e-10:
-            p_value = float(np.clip(stats.kstwo.sf(d, effective), 0.0, 1.0))
+            p_value = float(np.clip(_stats().kstwo.sf(d, effective), 0.0, 1.0))
         return TestResult(d, p_value, d)
 
     def wasserstein(self) -> TestResult:
@@ -165,7 +172,7 @@ def ks_histogram(baseline: Histogram, current: Histogram) -> TestResult:
     n, m = a.sum(), b.sum()
     d = float(np.max(np.abs(np.cumsum(a) / n - np.cumsum(b) / m)))
     effective = n * m / (n + m)
-    return TestResult(d, float(stats.kstwobign.sf(d * np.sqrt(effective))), d)
+    return TestResult(d, float(_stats().kstwobign.sf(d * np.sqrt(effective))), d)
 
 
 def psi(baseline: Histogram, current: Histogram, epsilon: float = PSI_EPSILON) -> TestResult:
@@ -184,7 +191,7 @@ def chi_square(baseline: Histogram, current: Histogram) -> TestResult:
     table = np.vstack([a[keep], b[keep]])
     if table.shape[1] < 2:
         return TestResult(0.0, 1.0, 0.0)
-    result = stats.chi2_contingency(table, correction=False)
+    result = _stats().chi2_contingency(table, correction=False)
     cramers_v = float(np.sqrt(result.statistic / table.sum()))
     return TestResult(float(result.statistic), float(result.pvalue), cramers_v)
 
@@ -192,7 +199,7 @@ def chi_square(baseline: Histogram, current: Histogram) -> TestResult:
 def jensen_shannon(baseline: Histogram, current: Histogram) -> TestResult:
     """Jensen-Shannon distance (base 2, so 0..1)."""
     a, b = _aligned(baseline, current)
-    value = float(jensenshannon(a / a.sum(), b / b.sum(), base=2))
+    value = float(lazy.load("scipy.spatial.distance").jensenshannon(a / a.sum(), b / b.sum(), base=2))
     return TestResult(value, None, value)
 
 
@@ -200,7 +207,7 @@ def wasserstein_histogram(baseline: Histogram, current: Histogram) -> TestResult
     """Earth mover's distance between bucket midpoints, in baseline standard deviations."""
     a, b = _aligned(baseline, current)
     mids = baseline.midpoints()
-    distance = stats.wasserstein_distance(mids, mids, a, b)
+    distance = _stats().wasserstein_distance(mids, mids, a, b)
     spread = baseline.moments()[1] or 1.0
     value = float(distance / spread)
     return TestResult(value, None, value)
