@@ -5,11 +5,17 @@ For each count N it creates N LLMDeployments in a fresh namespace and prints:
 - time to Ready: until every object's Ready condition is True (pods need cluster capacity, so
   objects beyond the fake nodes' pod capacity are created with replicas 0 and not counted);
 - API writes during a no-op resync: write requests the API server counted for our resources
-  while a restarted operator re-checked every object (kopf's resume), with nothing to change
+  while a restarted operator re-checked every object (a whole pass each), with nothing to change
   (these objects have direct model URIs, so no timer re-checks them between restarts);
-- the operator's peak resident memory (the first process, which saw the burst).
+- the operator's peak resident memory (the first process, which saw the burst);
+- API writes per object: the operator's applies and patches from the first create until every
+  object has settled, divided by N (Events left out: the scheduler and controller manager post
+  them too while pods start).
 
-Usage: .venv/bin/python benchmarks/llmdeployment_scale.py [--floor] [N ...]   (default: 1 100 1000)
+Usage: .venv/bin/python benchmarks/llmdeployment_scale.py [--floor] [--rate R] [N ...]
+(default: 1 100 1000). Objects are created one after another by one client, as fast as the API
+server answers, or at R per second with ``--rate``: the same objects at a pace the control plane
+keeps up with, which shows the operator's own latency apart from the queue a burst builds.
 ``--floor`` runs benchmarks/floor_controller.py (apply Deployment and Service, nothing else) in
 place of the operator: what this control plane on this machine allows any controller.
 Needs `make cluster` and the CRDs applied (`make run` does both). Prints figures; asserts nothing.
@@ -17,6 +23,7 @@ Needs `make cluster` and the CRDs applied (`make run` does both). Prints figures
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import socket
@@ -36,8 +43,7 @@ KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 READY_LIMIT = 100  # pods without GPUs land on the one CPU node, which takes 110
 # The operator writes with apply and merge patches. Other writers on this cluster (the controller
 # manager's PUTs of Deployment status, the garbage collector's DELETEs while an earlier run's
-# namespace goes away) use other verbs, so they do not blur the count. Events are left out: the
-# scheduler and controller manager post them too.
+# namespace goes away) use other verbs, so they do not blur the count.
 OPERATOR_WRITES = {
     ("PATCH", "llmdeployments"),
     ("APPLY", "llmdeployments"),
@@ -47,8 +53,8 @@ OPERATOR_WRITES = {
     ("APPLY", "services"),
     ("PATCH", "poddisruptionbudgets"),
     ("APPLY", "poddisruptionbudgets"),
-    ("POST", "events"),
 }
+EVENTS = {("POST", "events")}  # the operator's only, while no pod starts
 
 
 def free_port() -> int:
@@ -62,8 +68,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def write_requests(api: client.ApiClient) -> float:
-    """Write requests of the kinds the operator makes, counted by the API server (/metrics)."""
+def write_requests(api: client.ApiClient, kinds: set[tuple[str, str]]) -> float:
+    """Write requests of ``kinds`` (verb, resource), counted by the API server (/metrics)."""
     request = api.param_serialize(method="GET", resource_path="/metrics", auth_settings=["BearerToken"])
     text = api.call_api(*request).read().decode()
     total = 0.0
@@ -73,7 +79,7 @@ def write_requests(api: client.ApiClient) -> float:
         if not match:
             continue
         labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
-        if (labels.get("verb"), labels.get("resource")) in OPERATOR_WRITES:
+        if (labels.get("verb"), labels.get("resource")) in kinds:
             total += float(match["value"])
     return total
 
@@ -85,7 +91,7 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def run(count: int, floor: bool) -> None:
+def run(count: int, floor: bool, rate: float | None) -> None:
     namespace = f"bench-{count}-{uuid.uuid4().hex[:5]}"
     core, custom = client.CoreV1Api(), client.CustomObjectsApi()
     core.create_namespace({"metadata": {"name": namespace}})
@@ -136,16 +142,20 @@ def run(count: int, floor: bool) -> None:
         while "warm-up" not in children and time.monotonic() < warm_deadline:
             time.sleep(0.1)
         del created["warm-up"]
+        writes_before = write_requests(client.ApiClient(), OPERATOR_WRITES)
         started = time.monotonic()
         for index in range(count):
+            if rate:
+                time.sleep(max(0.0, started + index / rate - time.monotonic()))
             create(f"model-{index:04d}", 1 if index < READY_LIMIT else 0)
         create_seconds = time.monotonic() - started
         deadline = time.monotonic() + 600
         while len(children) < count + 1 and time.monotonic() < deadline:
             time.sleep(0.2)
         latencies = [children[n] - created[n] for n in created if n in children]  # warm-up left out
+        pace = f"{rate:g}/s" if rate else "burst"
         figures = (
-            f"N={count:5d}  create {create_seconds:6.1f}s  "
+            f"N={count:5d} ({pace})  create {create_seconds:6.1f}s  "
             f"create-to-children p50 {statistics.median(latencies) * 1000:7.0f} ms  "
             f"p99 {percentile(latencies, 0.99) * 1000:7.0f} ms  (children {len(latencies)}/{count})"
         )
@@ -176,20 +186,21 @@ def run(count: int, floor: bool) -> None:
             time.sleep(1)  # every object's rollout judged complete: the operator has caught up
         settled = time.monotonic() - started
         time.sleep(5)
+        per_object = (write_requests(client.ApiClient(), OPERATOR_WRITES) - writes_before) / count
         peak_rss = peak_rss_mib(operator.pid)
-        before = write_requests(client.ApiClient())
+        before = write_requests(client.ApiClient(), OPERATOR_WRITES | EVENTS)
         operator.terminate()
         operator.wait(timeout=60)
         operator = start()
         resumed = 0
         while resumed < count + 1 and time.monotonic() < deadline:  # the warm-up object too
             time.sleep(1)
-            resumed = log_path.read_text(errors="replace").count("Resuming is processed")
+            resumed = log_path.read_text(errors="replace").count(" reconciled")
         time.sleep(5)
-        writes = write_requests(client.ApiClient()) - before
+        writes = write_requests(client.ApiClient(), OPERATOR_WRITES | EVENTS) - before
         print(
             f"{figures}  all {expected_ready} Ready after {all_ready:6.1f}s  "
-            f"all settled after {settled:6.1f}s  "
+            f"all settled after {settled:6.1f}s  writes/object {per_object:4.1f}  "
             f"no-op resync writes {writes:.0f} ({resumed} resumed)  peak RSS {peak_rss:6.1f} MiB",
             flush=True,
         )
@@ -213,9 +224,13 @@ def run(count: int, floor: bool) -> None:
 
 def main() -> None:
     config.load_kube_config(str(KUBECONFIG))
-    floor = "--floor" in sys.argv[1:]
-    for count in [int(arg) for arg in sys.argv[1:] if arg != "--floor"] or [1, 100, 1000]:
-        run(count, floor)
+    parser = argparse.ArgumentParser(description="LLMDeployment controller scale figures")
+    parser.add_argument("counts", nargs="*", type=int, default=[1, 100, 1000])
+    parser.add_argument("--floor", action="store_true", help="the minimal controller, not the operator")
+    parser.add_argument("--rate", type=float, help="creates per second (default: as fast as answered)")
+    args = parser.parse_args()
+    for count in args.counts:
+        run(count, args.floor, args.rate)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     )
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     mlflow_tracking_uri: str = "http://mlflow.mlflow.svc:5000"
-    resync_seconds: int = Field(default=60, ge=1, description="Periodic re-check of every object.")
+    resync_seconds: int = Field(
+        default=60, ge=1, description="How often LLMDeployments with a registry model ask the registry again."
+    )
     rollout_tick_seconds: float = Field(
         default=2.0, gt=0, description="How often each CanaryRollout is looked at (its steps, its analysis)."
     )

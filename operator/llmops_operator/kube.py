@@ -14,6 +14,10 @@ from kubernetes import client
 
 from . import FIELD_MANAGER, GROUP, VERSION
 
+# Connections kept open to the API server: one for each thread that may call it at once (the
+# LLMDeployment passes' 64 + 16, kopf's 16). With the client's default, five per core, a burst
+# threw connections away, and opened new TLS ones, whenever more than ten threads called at once.
+API_CONNECTIONS = 96
 # kind -> (API path prefix, plural)
 RESOURCES: dict[str, tuple[str, str]] = {
     "Deployment": ("/apis/apps/v1", "deployments"),

@@ -19,7 +19,9 @@ class PreflightError(RuntimeError):
 
 
 def load_kube_config() -> None:
-    from kubernetes import config
+    from kubernetes import client, config
+
+    from .kube import API_CONNECTIONS
 
     try:
         config.load_incluster_config()
@@ -28,6 +30,9 @@ def load_kube_config() -> None:
             config.load_kube_config()
         except (config.ConfigException, FileNotFoundError, TypeError) as error:
             raise PreflightError(f"no Kubernetes credentials found: {error}") from error
+    configuration = client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = API_CONNECTIONS
+    client.Configuration.set_default(configuration)
 
 
 def preflight() -> None:
@@ -76,7 +81,11 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--prometheus-url")
     parser.add_argument("--mlflow-tracking-uri")
     parser.add_argument("--model-fetcher-image", help="image with the mlflow CLI for registry artifacts")
-    parser.add_argument("--resync-seconds", type=int, help="period of the full re-check of every object")
+    parser.add_argument(
+        "--resync-seconds",
+        type=int,
+        help="how often registry models are asked for again (alias polling, retries)",
+    )
     parser.add_argument("--version", action="version", version=f"llmops-operator {__version__}")
     given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
     try:

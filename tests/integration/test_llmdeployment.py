@@ -262,8 +262,8 @@ def test_no_op_resync_writes_nothing(
 
     before = versions()
     operator.stop()
-    operator.start()  # resume of both, then the registry model's timer (every 2 s in tests)
-    wait_for(lambda: operator.logs().count("Resuming is processed") >= 2, timeout=30, what="resume")
+    operator.start()  # a whole pass over both, then the registry model's timer (every 2 s in tests)
+    wait_for(lambda: operator.logs().count(" reconciled") >= 2, timeout=30, what="a pass over both")
     wait_for(lambda: operator.logs().count("Timer 'resync' succeeded") >= 2, timeout=30, what="two resyncs")
     assert versions() == before
 
@@ -356,7 +356,7 @@ def test_with_autoscaling_the_replica_count_is_left_to_the_hpa(
     )
     operator.stop()
     operator.start()  # a full pass after a restart leaves the count alone too
-    wait_for(lambda: "Resuming is processed" in operator.logs(), timeout=30, what="resume")
+    wait_for(lambda: "scaling generation" in operator.logs(), timeout=30, what="a pass")
     assert cluster.get("deployment", "scaling", "-n", namespace)["spec"]["replicas"] == 3
     assert ready["status"] == "True"
     cluster.kubectl(

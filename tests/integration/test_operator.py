@@ -67,8 +67,8 @@ def test_gitops_git_keeps_every_field_it_applied_and_a_second_apply_changes_noth
     """What Argo CD sees: it applies the samples with server-side apply under its own field manager,
     the operator works on them, and Git still owns exactly what it applied. The operator writes
     status, its finalizer (its timers stop, and a rollout gives traffic back, before the object
-    goes) and kopf's bookkeeping under its own annotation prefix, keys Git never sets; the in-place
-    promotion, the one documented spec write, does not happen here."""
+    goes) and, on rollouts and monitors, kopf's bookkeeping under its own annotation prefix, keys
+    Git never sets; the in-place promotion, the one documented spec write, does not happen here."""
     for sample in SAMPLES.values():
         cluster.apply(sample, namespace, f"--field-manager={GIT}")
     applied = {}
@@ -98,6 +98,7 @@ def test_gitops_git_keeps_every_field_it_applied_and_a_second_apply_changes_noth
                 assert set(metadata.get("f:finalizers", {})) <= {".", 'v:"llmops.dev/finalizer"'}, entry
                 keys = set(metadata.get("f:annotations", {})) - {"."}
                 assert all(key.startswith("f:llmops.dev/") for key in keys), (kind, keys)
+                assert not (kind == "LLMDeployment" and keys), f"{name}: no bookkeeping, only status"
     # Applying the same manifests again would change nothing: nothing for Argo CD to fight over.
     for sample in SAMPLES.values():
         diff = cluster.kubectl(

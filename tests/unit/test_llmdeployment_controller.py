@@ -130,3 +130,20 @@ def test_in_memory_copy_leaves_out_managed_fields_and_whole_spec_annotations() -
         "spec": {"replicas": 1},
     }
     assert "managedFields" in watched["metadata"]  # the watched object itself is untouched
+
+
+def test_only_a_whole_pass_over_a_generation_and_annotations_makes_later_events_free() -> None:
+    """The object's own events (the operator's status writes among them) cost no pass once a
+    whole pass saw what they carry; a spec change or a canary's annotation does."""
+    controller = LLMDeploymentController(Settings(), RecordingKube())
+    seen = body("hf://org/m")
+    reconcile(controller, seen, {}, kinds=("Deployment",))
+    assert not controller.handled(seen)  # a child's event compared one kind only
+    reconcile(controller, seen, {})
+    assert controller.handled({**seen, "status": {"readyReplicas": 2}})
+    meta = seen["metadata"]
+    assert not controller.handled({**seen, "metadata": {**meta, "generation": 2}})
+    annotated = {**meta, "annotations": {llmdeployment.rendering.SERVES_FOR_ANNOTATION: "stable"}}
+    assert not controller.handled({**seen, "metadata": annotated})
+    controller.forget("ns", "m", "u-1")
+    assert not controller.handled(seen)  # nothing kept once the object is gone

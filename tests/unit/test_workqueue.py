@@ -1,12 +1,16 @@
-"""The coalescing queue behind children's events: a burst costs one pass, none is lost."""
+"""The coalescing queue behind LLMDeployment passes: a burst costs one pass, none is lost, and a
+failed pass comes back later, later each time."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 
-from llmops_operator.workqueue import CoalescingQueue
+import pytest
+
+from llmops_operator.workqueue import RETRY, CoalescingQueue, RetryLater
 
 
 def settle(done: Callable[[], bool]) -> None:
@@ -40,17 +44,48 @@ def test_marks_before_a_pass_starts_share_it_and_a_mark_during_a_pass_gets_anoth
     ]
 
 
-def test_a_failing_pass_does_not_stop_the_queue() -> None:
+def test_a_failing_pass_does_not_stop_the_queue_and_is_retried_with_backoff(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     done: list[str] = []
+    attempts: list[tuple[float, frozenset[str]]] = []
 
     def work(key: str, topics: frozenset[str]) -> None:
         if key == "bad":
-            raise RuntimeError("boom")
+            attempts.append((time.monotonic(), topics))
+            raise RuntimeError("boom") if len(attempts) == 1 else RetryLater("registry down")
         done.append(key)
 
-    queue: CoalescingQueue[str] = CoalescingQueue(work, workers=1, name="test")
-    queue.mark("bad", "x")
-    queue.mark("good", "x")
-    settle(lambda: bool(done))
+    queue: CoalescingQueue[str] = CoalescingQueue(work, workers=1, name="test", first_delay=0.2)
+    with caplog.at_level(logging.WARNING):
+        queue.mark("bad", "x")
+        queue.mark("good", "x")
+        settle(lambda: len(attempts) == 3)
     queue.shutdown()
     assert done == ["good"]
+    assert [topics for _, topics in attempts] == [
+        frozenset({"x"}),
+        frozenset({"x", RETRY}),
+        frozenset({"x", RETRY}),
+    ]
+    first_wait, second_wait = attempts[1][0] - attempts[0][0], attempts[2][0] - attempts[1][0]
+    assert 0.2 <= first_wait < second_wait  # 0.2 s, then 0.4 s
+    tracebacks = [bool(record.exc_info) for record in caplog.records]
+    assert tracebacks[:2] == [True, False]  # an unexpected error has one; an expected retry not
+
+
+def test_a_forgotten_key_is_not_retried() -> None:
+    attempts: list[str] = []
+
+    def work(key: str, topics: frozenset[str]) -> None:
+        attempts.append(key)
+        raise RetryLater("registry down")
+
+    queue: CoalescingQueue[str] = CoalescingQueue(work, workers=1, name="test", first_delay=0.2)
+    queue.mark("gone", "x")
+    settle(lambda: bool(attempts))
+    time.sleep(0.05)
+    queue.forget("gone")
+    time.sleep(0.4)
+    queue.shutdown()
+    assert attempts == ["gone"]

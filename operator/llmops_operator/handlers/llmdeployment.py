@@ -1,16 +1,20 @@
 """LLMDeployment controller: resolve the model, apply the children, tell the truth in status.
 
-Triggers: the object's own create/update/resume; events of every child it owns and of its Pods
-(status, and a hand edit or deletion of a child put back at once); and, for registry models
-only, a periodic timer (alias polling, retries). Children are compared with in-memory copies from
-the watches, so a reconcile that changes nothing reads and writes nothing. Objects with a direct
-model URI carry no finalizer: kopf puts one on every object a timer serves, and a finalizer
-nobody removes (operator uninstalled, namespace deleted) keeps an object Terminating forever.
+Level-triggered, as controllers built on client-go are: every event of the object (and the
+listing at start) marks it in a work queue, and a pass compares what the spec asks for with what
+the watches hold; events of every child it owns and of its Pods mark it too (status, and a hand
+edit or deletion of a child put back at once); failed passes are retried with backoff; and, for
+registry models only, a periodic timer polls the alias. Children are compared with in-memory
+copies from the watches, so a pass that changes nothing reads and writes nothing, and the object
+itself is never written but for status. Objects with a direct model URI carry no finalizer: kopf
+puts one on every object a timer serves, and a finalizer nobody removes (operator uninstalled,
+namespace deleted) keeps an object Terminating forever.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Collection, Mapping
@@ -31,7 +35,7 @@ from ..models import parse_registry_uri
 from ..registry.mlflow import ModelNotFound, RegistryUnavailable, resolve
 from ..rendering import llmdeployment as rendering
 from ..serving_status import FAILURE_REASONS, Verdict, desired_status
-from ..workqueue import CoalescingQueue
+from ..workqueue import RETRY, CoalescingQueue, RetryLater
 
 PRUNABLE_KINDS = ("PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor")
 # Every kind the controller applies: kind -> (group/version, plural, id of its watch's index).
@@ -51,11 +55,13 @@ UNREAD_ANNOTATIONS = (
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 MANAGED = {"app.kubernetes.io/managed-by": FIELD_MANAGER}
 CRD_CHECK_SECONDS = 60.0
-STATUS_WORKERS = 16  # threads for passes started by children's events (creates use kopf's own)
-
-
-class RetryLater(Exception):
-    """The registry could not be asked; the caller decides how to retry."""
+# Threads for passes: creates and spec changes have their own, so status work from children's
+# events never queues ahead of them. Passes mostly wait on the API server (a Service create can
+# take a second on a busy control plane): 16 threads capped a burst of 1000 creates at about
+# 17 objects/s, 64 let the API server set the pace.
+SPEC_WORKERS, STATUS_WORKERS = 64, 16
+SPEC = "LLMDeployment"  # the topic of a pass for the object itself: first seen, or changed
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class LLMDeploymentController:
         self._announced: dict[tuple[str, str], str] = {}  # (uid, topic) -> what the last Event said
         self._locks: dict[tuple[str, str], threading.Lock] = {}  # held while an object is reconciled
         self._locks_guard = threading.Lock()
+        self._handled: dict[str, tuple[int, str]] = {}  # uid -> what its last whole pass saw
         self._crd_installed = False
         self._crd_checked_at = -CRD_CHECK_SECONDS
 
@@ -239,6 +246,7 @@ class LLMDeploymentController:
             self._write_status(
                 namespace, name, status, {"observedGeneration": generation, "conditions": conditions}
             )
+            self._handled[uid] = _inputs(body)
             return
         serves = (meta.get("annotations") or {}).get(rendering.SERVES_FOR_ANNOTATION, "")
         owner = rendering.Owner(name=name, namespace=namespace, uid=uid, serves=serves)
@@ -273,8 +281,15 @@ class LLMDeploymentController:
             )
         self._announce_readiness(body, status, desired)
         self._write_status(namespace, name, status, desired)
+        if kinds is None:
+            self._handled[uid] = _inputs(body)
         if verdict.reason == "RegistryUnavailable" and ask_registry:
             raise RetryLater(verdict.message)
+
+    def handled(self, body: dict[str, Any]) -> bool:
+        """Whether a whole pass already saw this generation and annotations: an event that only
+        carries the status this process wrote needs none."""
+        return self._handled.get(body["metadata"]["uid"]) == _inputs(body)
 
     def lock(self, namespace: str, name: str) -> threading.Lock:
         """One pass at a time per object: a timer, a spec change and children's events come in on
@@ -284,6 +299,7 @@ class LLMDeploymentController:
 
     def forget(self, namespace: str, name: str, uid: str) -> None:
         self._resolutions.pop(uid, None)
+        self._handled.pop(uid, None)
         with self._locks_guard:
             self._locks.pop((namespace, name), None)
         for key in [key for key in self._announced if key[0] == uid]:
@@ -329,6 +345,14 @@ class LLMDeploymentController:
             self._announce(body, "ready", False, "Ready", ready.get("message", ""))
         elif ready.get("reason") in FAILURE_REASONS:
             self._announce(body, "ready", True, ready["reason"], ready.get("message", ""))
+
+
+def _inputs(body: dict[str, Any]) -> tuple[int, str]:
+    """What a pass reads from the object besides its children: the spec (by its generation) and
+    the annotation a CanaryRollout sets on a canary."""
+    meta = body["metadata"]
+    serves = (meta.get("annotations") or {}).get(rendering.SERVES_FOR_ANNOTATION, "")
+    return int(meta.get("generation") or 0), serves
 
 
 def _says(status: dict[str, Any], condition: Mapping[str, Any]) -> bool:
@@ -399,18 +423,23 @@ def register(settings: Settings) -> None:
 
     def run(
         key: tuple[str, str],
-        ask_registry: bool,
         indexes: Mapping[str, Any],
+        *,
+        kinds: Collection[str] | None,
+        ask_registry: bool,
         body: dict[str, Any] | None = None,
-        kinds: Collection[str] | None = None,
+        unless_handled: bool = False,
     ) -> None:
         """Reconcile ``body`` (None: the watch's copy, read under the object's lock so it is the
-        newest) with the children the watches hold. With ``kinds``, only those are compared."""
+        newest) with the children the watches hold. With ``kinds``, only those are compared;
+        ``unless_handled`` skips an object whose generation a whole pass has already seen."""
         with controller.lock(*key):
             if body is None:
                 body = owner_of(key, indexes)
                 if body is None:
                     return
+            if unless_handled and controller.handled(body):
+                return
             live = {child: _first(indexes[ids[2]].get(key)) for child, ids in CHILD_RESOURCES.items()}
             with telemetry.reconciling("LLMDeployment"):
                 controller.reconcile(
@@ -421,12 +450,28 @@ def register(settings: Settings) -> None:
                     kinds=kinds,
                     replicas_override=stable_replicas_of(indexes["rollout_index"].get(key)),
                 )
+            if kinds is None:
+                generation = body["metadata"].get("generation")
+                logger.info("LLMDeployment %s/%s generation %s reconciled", *key, generation)
+
+    def queued_pass(key: tuple[str, str], topics: frozenset[str]) -> None:
+        """The object's own events and retries get a whole pass (and may ask the registry);
+        children's events compare only their kinds."""
+        whole = SPEC in topics or RETRY in topics
+        run(
+            key,
+            watched,
+            kinds=None if whole else topics,
+            ask_registry=whole,
+            unless_handled=topics == {SPEC},
+        )
 
     watched: dict[str, Any] = {}  # kopf's indexes: live mappings, handed to startup handlers too
+    spec_changed: CoalescingQueue[tuple[str, str]] = CoalescingQueue(
+        queued_pass, workers=SPEC_WORKERS, name="llmdeployment"
+    )
     children_changed: CoalescingQueue[tuple[str, str]] = CoalescingQueue(
-        lambda key, kinds: run(key, ask_registry=False, indexes=watched, kinds=kinds),
-        workers=STATUS_WORKERS,
-        name="llmdeployment-children",
+        queued_pass, workers=STATUS_WORKERS, name="llmdeployment-children"
     )
 
     @kopf.on.startup()
@@ -434,22 +479,30 @@ def register(settings: Settings) -> None:
         watched.update({k: v for k, v in kwargs.items() if k.endswith("_index")})
 
     @kopf.on.cleanup()
-    async def stop_children_queue(**_: Any) -> None:
+    async def stop_queues(**_: Any) -> None:
+        spec_changed.shutdown()
         children_changed.shutdown()
 
     def mark(namespace: str | None, owner: str | None, kind: str) -> None:
         if namespace and owner:
             children_changed.mark((namespace, owner), kind)
 
-    def reconcile(namespace: str | None, name: str, body: kopf.Body, retry: int, **kwargs: Any) -> None:
-        try:
-            run((str(namespace), name), ask_registry=True, indexes=kwargs, body=dict(body))
-        except RetryLater as error:
-            raise kopf.TemporaryError(str(error), delay=min(300, 5 * 2**retry)) from error
-
-    for decorator in (kopf.on.resume, kopf.on.create):
-        decorator(GROUP, VERSION, "llmdeployments", id="reconcile")(reconcile)
-    kopf.on.update(GROUP, VERSION, "llmdeployments", id="reconcile", field="spec")(reconcile)
+    @kopf.on.event(GROUP, VERSION, "llmdeployments", id="changed")
+    async def llmdeployment_changed(
+        type: str | None, namespace: str | None, name: str, uid: str, **_: Any
+    ) -> None:
+        """Every event of the object, including the listing at start, marks it; the pass skips a
+        generation it has seen. No create/update handlers: kopf would write its last-handled spec
+        into an annotation on every create and change, a write per object that status carries
+        already (observedGeneration). An object that is gone is forgotten: an event, not a
+        deletion handler, since an object without a finalizer is gone before one could run."""
+        key = (str(namespace), name)
+        if type == "DELETED":
+            controller.forget(*key, uid)
+            spec_changed.forget(key)
+            children_changed.forget(key)
+        else:
+            spec_changed.mark(key, SPEC)
 
     @kopf.on.timer(
         GROUP,
@@ -462,15 +515,7 @@ def register(settings: Settings) -> None:
     )
     def resync(namespace: str | None, name: str, body: kopf.Body, **kwargs: Any) -> None:
         with contextlib.suppress(RetryLater):  # already in status; the next tick asks again
-            run((str(namespace), name), ask_registry=True, indexes=kwargs, body=dict(body))
-
-    @kopf.on.event(GROUP, VERSION, "llmdeployments", id="forget")
-    async def forget(type: str | None, namespace: str | None, name: str, uid: str, **_: Any) -> None:
-        """Drop what is kept in memory for an object once it is gone. An event, not a deletion
-        handler: an object without a finalizer is gone before kopf could run one. Its children
-        go by garbage collection through their owner references."""
-        if type == "DELETED":
-            controller.forget(str(namespace), name, uid)
+            run((str(namespace), name), kwargs, kinds=None, ask_registry=True, body=dict(body))
 
     def owner_of(key: tuple[str, str], indexes: Mapping[str, Any]) -> dict[str, Any] | None:
         """The LLMDeployment as the watch last saw it, unless it is going."""
