@@ -30,8 +30,11 @@ def configure(settings: kopf.OperatorSettings, config: Settings) -> None:
     # kopf posts an Event per handler run; humans need only warnings from it (ours are explicit).
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
-    # Handlers are synchronous (the Kubernetes and MLflow clients are) and mostly wait on the API
-    # server: a Service create can take a second on a busy control plane. 16 threads capped a
-    # burst of 1000 creates at about 17 objects/s; 64 let the API server set the pace.
-    settings.execution.max_workers = 64
+    # Timers and rollout handlers are synchronous and run on kopf's threads; LLMDeployment passes
+    # have thread pools of their own (handlers/llmdeployment.py).
+    settings.execution.max_workers = 16
+    # A timer's thread cannot be interrupted: an object deleted mid-tick keeps its finalizer
+    # until kopf looks again, every 60 s by default. A rollout deleted while Prometheus was being
+    # asked took longer than `kubectl delete --wait`'s minute.
+    settings.background.cancellation_polling = 1
     settings.networking.request_timeout = 60
