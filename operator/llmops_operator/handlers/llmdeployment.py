@@ -5,8 +5,8 @@ listing at start) marks it in a work queue, and a pass compares what the spec as
 the watches hold; events of every child it owns and of its Pods mark it too (status, and a hand
 edit or deletion of a child put back at once); failed passes are retried with backoff; and, for
 registry models only, a periodic timer polls the alias. Children are compared with in-memory
-copies from the watches, so a pass that changes nothing reads and writes nothing, and the object
-itself is never written but for status. Objects with a direct model URI carry no finalizer: kopf
+copies from the watches, so a pass that changes nothing reads and writes nothing, and of the
+object itself only status is written. Objects with a direct model URI carry no finalizer: kopf
 puts one on every object a timer serves, and a finalizer nobody removes (operator uninstalled,
 namespace deleted) keeps an object Terminating forever.
 """
