@@ -113,9 +113,11 @@ class Kube:
             raise
         return True
 
-    def patch_status(self, kind: str, namespace: str, name: str, changes: dict[str, Any]) -> None:
+    def patch_status(self, kind: str, namespace: str, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``changes`` into the status; returns the object as written."""
         path = self._path(kind, namespace, name, "status")
-        self.request("PATCH", path, body={"status": changes}, content_type="application/merge-patch+json")
+        body = {"status": changes}
+        return dict(self.request("PATCH", path, body=body, content_type="application/merge-patch+json"))
 
     def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """A core/v1 Event about ``obj``, for ``kubectl describe`` and ``kubectl get events``."""

@@ -19,6 +19,8 @@ class RecordingKube(Kube):
     def __init__(self) -> None:
         self.writes: list[tuple[str, str]] = []
         self.applied: dict[str, dict[str, Any]] = {}  # kind -> the last object applied
+        self.status: dict[str, Any] = {}  # of the one object a test reconciles
+        self.version = 1
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         self.writes.append(("apply", obj["kind"]))
@@ -29,8 +31,11 @@ class RecordingKube(Kube):
         self.writes.append(("delete", kind))
         return True
 
-    def patch_status(self, kind: str, namespace: str, name: str, changes: dict[str, Any]) -> None:
+    def patch_status(self, kind: str, namespace: str, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         self.writes.append(("status", ",".join(sorted(changes))))
+        self.status = {k: v for k, v in {**self.status, **changes}.items() if v is not None}
+        self.version += 1
+        return {"metadata": {"resourceVersion": str(self.version)}, "status": self.status}
 
     def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         self.writes.append(("event", reason))
@@ -147,3 +152,20 @@ def test_only_a_whole_pass_over_a_generation_and_annotations_makes_later_events_
     assert not controller.handled({**seen, "metadata": annotated})
     controller.forget("ns", "m", "u-1")
     assert not controller.handled(seen)  # nothing kept once the object is gone
+
+
+def test_a_watch_copy_older_than_the_last_status_write_does_not_write_it_again() -> None:
+    kube = RecordingKube()
+    controller = LLMDeploymentController(Settings(), kube)
+    stale = body("hf://org/m")
+    stale["metadata"]["resourceVersion"] = "1"
+    live = applied_children(stale)
+    reconcile(controller, stale, live)
+    assert [verb for verb, _ in kube.writes] == ["status"]
+    # A child's event arrives before the watch delivered the object with that status.
+    reconcile(controller, stale, live, kinds=("Deployment",))
+    assert [verb for verb, _ in kube.writes] == ["status"]
+    # The watch catches up; a copy with the written status needs no write either.
+    caught_up = {**stale, "metadata": {**stale["metadata"], "resourceVersion": "2"}, "status": kube.status}
+    reconcile(controller, caught_up, live)
+    assert [verb for verb, _ in kube.writes] == ["status"]

@@ -75,11 +75,23 @@ class Resolution:
     answered_at: float | None  # monotonic time of the last answer (None: never answered)
 
 
+@dataclass(frozen=True)
+class StatusWrite:
+    """The status this process last wrote for an object. A watch copy whose resourceVersion is
+    in ``older`` predates that write: a pass must compare with what was written, or it writes the
+    same status again (a burst of 1000 creates made about one such write per object)."""
+
+    status: dict[str, Any]  # as the API server answered the write
+    version: str  # its resourceVersion
+    older: frozenset[str]
+
+
 class LLMDeploymentController:
     def __init__(self, settings: Settings, kube: Kube) -> None:
         self.settings = settings
         self.kube = kube
         self._resolutions: dict[str, Resolution] = {}  # uid -> the last registry answer
+        self._status_writes: dict[str, StatusWrite] = {}  # uid -> the last status written
         self._announced: dict[tuple[str, str], str] = {}  # (uid, topic) -> what the last Event said
         self._locks: dict[tuple[str, str], threading.Lock] = {}  # held while an object is reconciled
         self._locks_guard = threading.Lock()
@@ -235,7 +247,7 @@ class LLMDeploymentController:
         meta = body["metadata"]
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
         generation = int(meta.get("generation") or 0)
-        status = dict(body.get("status") or {})
+        status = self._current_status(body)
         try:
             spec = LLMDeploymentSpec.model_validate(body.get("spec") or {})
         except ValidationError as error:
@@ -243,9 +255,7 @@ class LLMDeploymentController:
             conditions = set_condition(
                 status.get("conditions") or [], "Ready", "False", "InvalidSpec", message, generation
             )
-            self._write_status(
-                namespace, name, status, {"observedGeneration": generation, "conditions": conditions}
-            )
+            self._write_status(body, status, {"observedGeneration": generation, "conditions": conditions})
             self._handled[uid] = _inputs(body)
             return
         serves = (meta.get("annotations") or {}).get(rendering.SERVES_FOR_ANNOTATION, "")
@@ -280,7 +290,7 @@ class LLMDeploymentController:
                 generation,
             )
         self._announce_readiness(body, status, desired)
-        self._write_status(namespace, name, status, desired)
+        self._write_status(body, status, desired)
         if kinds is None:
             self._handled[uid] = _inputs(body)
         if verdict.reason == "RegistryUnavailable" and ask_registry:
@@ -300,17 +310,36 @@ class LLMDeploymentController:
     def forget(self, namespace: str, name: str, uid: str) -> None:
         self._resolutions.pop(uid, None)
         self._handled.pop(uid, None)
+        self._status_writes.pop(uid, None)
         with self._locks_guard:
             self._locks.pop((namespace, name), None)
         for key in [key for key in self._announced if key[0] == uid]:
             del self._announced[key]
 
-    def _write_status(
-        self, namespace: str, name: str, current: dict[str, Any], desired: dict[str, Any]
-    ) -> None:
+    def _current_status(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The object's status: the watch's copy, unless that copy predates this process's write."""
+        meta = body["metadata"]
+        written = self._status_writes.get(meta["uid"])
+        if written is not None:
+            if meta.get("resourceVersion") in written.older:
+                return dict(written.status)
+            if meta.get("resourceVersion") == written.version:  # the watch has caught up
+                self._status_writes.pop(meta["uid"], None)
+        return dict(body.get("status") or {})
+
+    def _write_status(self, body: dict[str, Any], current: dict[str, Any], desired: dict[str, Any]) -> None:
         changes = status_changes(current, desired)
-        if changes:
-            self.kube.patch_status("LLMDeployment", namespace, name, changes)
+        if not changes:
+            return
+        meta = body["metadata"]
+        updated = self.kube.patch_status("LLMDeployment", meta["namespace"], meta["name"], changes)
+        before = self._status_writes.get(meta["uid"])
+        older = {str(meta.get("resourceVersion"))}
+        if before is not None:
+            older |= before.older | {before.version}
+        self._status_writes[meta["uid"]] = StatusWrite(
+            dict(updated.get("status") or {}), str(updated["metadata"]["resourceVersion"]), frozenset(older)
+        )
 
     def _announce(self, body: dict[str, Any], topic: str, warning: bool, reason: str, message: str) -> None:
         """Post an Event once per change: concurrent triggers see the same transition."""
