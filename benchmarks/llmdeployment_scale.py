@@ -12,10 +12,11 @@ For each count N it creates N LLMDeployments in a fresh namespace and prints:
   object has settled, divided by N (Events left out: the scheduler and controller manager post
   them too while pods start).
 
-Usage: .venv/bin/python benchmarks/llmdeployment_scale.py [--floor] [--rate R] [N ...]
+Usage: .venv/bin/python benchmarks/llmdeployment_scale.py [--floor] [--rate R | --kubectl] [N ...]
 (default: 1 100 1000). Objects are created one after another by one client, as fast as the API
-server answers, or at R per second with ``--rate``: the same objects at a pace the control plane
-keeps up with, which shows the operator's own latency apart from the queue a burst builds.
+server answers; at R per second with ``--rate``, a pace the control plane keeps up with, which
+shows the operator's own latency apart from the queue a burst builds; or with ``--kubectl``, by one
+`kubectl apply -f` of all N manifests, as a user or a CI job applies a folder.
 ``--floor`` runs benchmarks/floor_controller.py (apply Deployment and Service, nothing else) in
 place of the operator: what this control plane on this machine allows any controller.
 Needs `make cluster` and the CRDs applied (`make run` does both). Prints figures; asserts nothing.
@@ -36,6 +37,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client, config, watch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +93,20 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def run(count: int, floor: bool, rate: float | None) -> None:
+def manifest(name: str, replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "llmops.dev/v1alpha1",
+        "kind": "LLMDeployment",
+        "metadata": {"name": name},
+        "spec": {"model": {"uri": f"hf://org/{name}"}, "resources": {"gpus": 0}, "replicas": replicas},
+    }
+
+
+def replicas_of(index: int) -> int:
+    return 1 if index < READY_LIMIT else 0
+
+
+def run(count: int, floor: bool, rate: float | None, with_kubectl: bool) -> None:
     namespace = f"bench-{count}-{uuid.uuid4().hex[:5]}"
     core, custom = client.CoreV1Api(), client.CustomObjectsApi()
     core.create_namespace({"metadata": {"name": namespace}})
@@ -123,6 +138,7 @@ def run(count: int, floor: bool, rate: float | None) -> None:
                 stream.stop()
 
     conditions: dict[str, list[dict[str, Any]]] = {}  # LLMDeployment -> its status conditions
+    seen: dict[str, float] = {}  # LLMDeployment -> when its watch first showed it
 
     def watch_llmdeployments() -> None:
         """Each object's conditions as they change: polling a list of 1000 objects every second
@@ -137,6 +153,7 @@ def run(count: int, floor: bool, rate: float | None) -> None:
             timeout_seconds=3600,
         ):
             obj = event["object"]
+            seen.setdefault(obj["metadata"]["name"], time.monotonic())
             conditions[obj["metadata"]["name"]] = (obj.get("status") or {}).get("conditions") or []
             if stop.is_set():
                 stream.stop()
@@ -145,14 +162,26 @@ def run(count: int, floor: bool, rate: float | None) -> None:
         threading.Thread(target=watcher, daemon=True).start()
 
     def create(name: str, replicas: int) -> None:
-        body: dict[str, Any] = {
-            "apiVersion": "llmops.dev/v1alpha1",
-            "kind": "LLMDeployment",
-            "metadata": {"name": name},
-            "spec": {"model": {"uri": f"hf://org/{name}"}, "resources": {"gpus": 0}, "replicas": replicas},
-        }
+        body = manifest(name, replicas)
         custom.create_namespaced_custom_object("llmops.dev", "v1alpha1", namespace, "llmdeployments", body)
         created[name] = time.monotonic()
+
+    def apply_all_with_kubectl() -> None:
+        """One `kubectl apply -f` of every manifest, as a user or a CI job applies a folder; the
+        create time of each object is when the watch first shows it."""
+        documents = [manifest(f"model-{index:04d}", replicas_of(index)) for index in range(count)]
+        kubectl = sorted(ROOT.glob(".tools/kubernetes-*/kubectl"))[-1]
+        subprocess.run(
+            [str(kubectl), "--kubeconfig", str(KUBECONFIG), "apply", "-n", namespace, "-f", "-"],
+            input=yaml.safe_dump_all(documents).encode(),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        names = [document["metadata"]["name"] for document in documents]
+        shown_deadline = time.monotonic() + 60
+        while not all(name in seen for name in names) and time.monotonic() < shown_deadline:
+            time.sleep(0.1)
+        created.update({name: seen[name] for name in names if name in seen})
 
     try:
         # One object first, not counted: the operator's watches are up and its imports are done.
@@ -163,16 +192,18 @@ def run(count: int, floor: bool, rate: float | None) -> None:
         del created["warm-up"]
         writes_before = write_requests(client.ApiClient(), OPERATOR_WRITES)
         started = time.monotonic()
-        for index in range(count):
+        if with_kubectl:
+            apply_all_with_kubectl()
+        for index in range(0 if with_kubectl else count):
             if rate:
                 time.sleep(max(0.0, started + index / rate - time.monotonic()))
-            create(f"model-{index:04d}", 1 if index < READY_LIMIT else 0)
+            create(f"model-{index:04d}", replicas_of(index))
         create_seconds = time.monotonic() - started
         deadline = time.monotonic() + 600
         while len(children) < count + 1 and time.monotonic() < deadline:
             time.sleep(0.2)
         latencies = [children[n] - created[n] for n in created if n in children]  # warm-up left out
-        pace = f"{rate:g}/s" if rate else "burst"
+        pace = "kubectl apply" if with_kubectl else f"{rate:g}/s" if rate else "burst"
         figures = (
             f"N={count:5d} ({pace})  create {create_seconds:6.1f}s  "
             f"create-to-children p50 {statistics.median(latencies) * 1000:7.0f} ms  "
@@ -240,9 +271,10 @@ def main() -> None:
     parser.add_argument("counts", nargs="*", type=int, default=[1, 100, 1000])
     parser.add_argument("--floor", action="store_true", help="the minimal controller, not the operator")
     parser.add_argument("--rate", type=float, help="creates per second (default: as fast as answered)")
+    parser.add_argument("--kubectl", action="store_true", help="create with one `kubectl apply -f`")
     args = parser.parse_args()
     for count in args.counts:
-        run(count, args.floor, args.rate)
+        run(count, args.floor, args.rate, args.kubectl)
 
 
 if __name__ == "__main__":
