@@ -1,5 +1,5 @@
-"""A coalescing work queue: marks for one key that arrive before its pass starts share that pass,
-and a failed pass is tried again with exponential backoff.
+"""Per-object concurrency: one lock per object, and a coalescing work queue (marks for one key
+that arrive before its pass starts share that pass; a failed pass is tried again with backoff).
 
 Events come in bursts (a Deployment's status changes several times while its ReplicaSet and Pods
 appear). Each event only marks its owner; one pass on a thread pool then reads the newest state
@@ -22,6 +22,23 @@ logger = logging.getLogger(__name__)
 class RetryLater(Exception):
     """An expected, passing failure (a registry that does not answer): retried with backoff and
     logged without a traceback."""
+
+
+class KeyedLocks(Generic[Key]):
+    """One lock per key, made on first use: passes over one object run one at a time, passes over
+    different objects side by side."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Key, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def __call__(self, key: Key) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def forget(self, key: Key) -> None:
+        with self._guard:
+            self._locks.pop(key, None)
 
 
 class CoalescingQueue(Generic[Key]):
@@ -58,10 +75,7 @@ class CoalescingQueue(Generic[Key]):
         self._pool.submit(self._run, key)
 
     def forget(self, key: Key) -> None:
-        """The object is gone: no retry for it."""
-        self._settle(key)
-
-    def _settle(self, key: Key) -> None:
+        """No retry for ``key``: its pass succeeded, or the object is gone."""
         with self._lock:
             self._failures.pop(key, None)
             retry = self._retries.pop(key, None)
@@ -76,7 +90,7 @@ class CoalescingQueue(Generic[Key]):
         except Exception as error:  # one object's failure must not stop the others
             self._retry_later(key, topics, error)
         else:
-            self._settle(key)
+            self.forget(key)
 
     def _retry_later(self, key: Key, topics: frozenset[str], error: Exception) -> None:
         with self._lock:

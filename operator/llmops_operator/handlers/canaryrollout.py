@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +33,7 @@ from ..rendering.llmdeployment import SERVES_FOR_ANNOTATION
 from ..rollout import analysis, progress
 from ..routing import GatewayAPIRouter, ReplicaRatioRouter, Sides, TrafficRouter
 from ..routing.gateway_api import RouteNotUsable
+from ..workqueue import KeyedLocks
 
 log = logging.getLogger(__name__)
 
@@ -563,15 +563,10 @@ def settled(body: dict[str, Any], now: datetime) -> bool:
 
 def register(settings: Settings) -> None:
     controller = CanaryRolloutController(settings, Kube())
-    locks: dict[tuple[str, str], threading.Lock] = {}
-    locks_guard = threading.Lock()
-
-    def lock(namespace: str, name: str) -> threading.Lock:
-        """A tick and the release, one at a time: a tick still running when the rollout is deleted
-        must not set a canary weight after the release gave all traffic back to the stable (the
-        tick reads the rollout again under the lock and stops at its deletionTimestamp)."""
-        with locks_guard:
-            return locks.setdefault((namespace, name), threading.Lock())
+    # A tick and the release, one at a time: a tick still running when the rollout is deleted must
+    # not set a canary weight after the release gave all traffic back to the stable (the tick
+    # reads the rollout again under the lock and stops at its deletionTimestamp).
+    lock: KeyedLocks[tuple[str, str]] = KeyedLocks()
 
     @kopf.index(GROUP, VERSION, "canaryrollouts", id="rollout_index")
     def rollout_index(namespace: str | None, spec: kopf.Spec, body: kopf.Body, **_: Any) -> dict[Any, Any]:
@@ -586,7 +581,7 @@ def register(settings: Settings) -> None:
         target = (spec.get("targetRef") or {}).get("name")
         siblings = list(kwargs["rollout_index"].get((namespace, target), []))
         try:
-            with lock(namespace, name), telemetry.reconciling("CanaryRollout"):
+            with lock((namespace, name)), telemetry.reconciling("CanaryRollout"):
                 controller.tick(namespace, name, siblings)
         except ApiException as error:
             raise kopf.TemporaryError(f"API server: {api_error_text(error)}", delay=2) from error
@@ -597,11 +592,10 @@ def register(settings: Settings) -> None:
         garbage collection, and the stable's replica count returns to its own spec)."""
         assert namespace is not None
         telemetry.rollout_forgotten(namespace, name)
-        with lock(namespace, name):
+        with lock((namespace, name)):
             fresh = controller.kube.get("CanaryRollout", namespace, name)  # a tick may have ended it
             give_back(namespace, spec, (fresh or {}).get("status") or dict(status))
-        with locks_guard:
-            locks.pop((namespace, name), None)
+        lock.forget((namespace, name))
 
     def give_back(namespace: str, spec: kopf.Spec, status: dict[str, Any]) -> None:
         if status.get("phase") in TERMINAL:

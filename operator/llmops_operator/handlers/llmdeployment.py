@@ -35,7 +35,7 @@ from ..models import parse_registry_uri
 from ..registry.mlflow import ModelNotFound, RegistryUnavailable, resolve
 from ..rendering import llmdeployment as rendering
 from ..serving_status import FAILURE_REASONS, Verdict, desired_status
-from ..workqueue import RETRY, CoalescingQueue, RetryLater
+from ..workqueue import RETRY, CoalescingQueue, KeyedLocks, RetryLater
 
 PRUNABLE_KINDS = ("PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor")
 # Every kind the controller applies: kind -> (group/version, plural, id of its watch's index).
@@ -93,8 +93,7 @@ class LLMDeploymentController:
         self._resolutions: dict[str, Resolution] = {}  # uid -> the last registry answer
         self._status_writes: dict[str, StatusWrite] = {}  # uid -> the last status written
         self._announced: dict[tuple[str, str], str] = {}  # (uid, topic) -> what the last Event said
-        self._locks: dict[tuple[str, str], threading.Lock] = {}  # held while an object is reconciled
-        self._locks_guard = threading.Lock()
+        self._locks: KeyedLocks[tuple[str, str]] = KeyedLocks()  # held while an object is reconciled
         self._handled: dict[str, tuple[int, str]] = {}  # uid -> what its last whole pass saw
         self._crd_installed = False
         self._crd_checked_at = -CRD_CHECK_SECONDS
@@ -304,15 +303,13 @@ class LLMDeploymentController:
     def lock(self, namespace: str, name: str) -> threading.Lock:
         """One pass at a time per object: a timer, a spec change and children's events come in on
         different threads, and each must see what the one before it wrote."""
-        with self._locks_guard:
-            return self._locks.setdefault((namespace, name), threading.Lock())
+        return self._locks((namespace, name))
 
     def forget(self, namespace: str, name: str, uid: str) -> None:
         self._resolutions.pop(uid, None)
         self._handled.pop(uid, None)
         self._status_writes.pop(uid, None)
-        with self._locks_guard:
-            self._locks.pop((namespace, name), None)
+        self._locks.forget((namespace, name))
         for key in [key for key in self._announced if key[0] == uid]:
             del self._announced[key]
 
