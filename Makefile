@@ -26,10 +26,10 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed ## Python virtual environment with the operator and dev tools
 
-tools: ## build or fetch and cache the Kubernetes binaries, etcd, kwok, helm, Prometheus and CRDs it checks against
+tools: ## build or fetch and cache (seconds when cached) the Kubernetes binaries, etcd, kwok, helm, Prometheus and CRDs it checks against
 	tools/build-tools.sh
 
-cluster: ## start the local control plane (no-op when up); kubeconfig in .cluster/kubeconfig
+cluster: tools ## start the local control plane (no-op when up); kubeconfig in .cluster/kubeconfig
 	tools/cluster.sh up
 
 cluster-down: stop ## stop the operator, MLflow and every process of the local control plane

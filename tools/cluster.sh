@@ -9,7 +9,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=versions.env
 source "$root/tools/versions.env"
 tools=${TOOLS_DIR:-$root/.tools}
-state=$root/.cluster
+state=${LLMOPS_CLUSTER_DIR:-$root/.cluster}
 name=llmops
 kubeconfig=$state/kubeconfig
 kwokctl=$tools/kwok-$KWOK_VERSION/kwokctl
@@ -21,6 +21,9 @@ apiserver_port=${LLMOPS_APISERVER_PORT:-36443}
 etcd_port=${LLMOPS_ETCD_PORT:-32379}
 etcd_peer_port=$((etcd_port + 1))
 controller_port=${LLMOPS_KWOK_PORT:-32247}
+# kwokctl picks free ports for these two unless told; set them to pin them.
+scheduler_port=${LLMOPS_SCHEDULER_PORT:-}
+controller_manager_port=${LLMOPS_CONTROLLER_MANAGER_PORT:-}
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 
@@ -62,10 +65,39 @@ componentsPatches:
 YAML
 }
 
+# Who listens on a TCP port of this machine: "NAME (pid N)", or nothing when it is free.
+port_holder() {
+  local port=$1 who
+  python3 -c 'import socket,sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try: s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError: sys.exit(1)' "$port" && return 0
+  who=$(ss -Hltnp "sport = :$port" 2>/dev/null | sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/\1 (pid \2)/p' | head -n 1)
+  echo "${who:-a process this user cannot see}"
+}
+
+# Fails with the port, the variable that moves it, and its holder, before kwokctl would start
+# components that cannot bind (and then talk to another cluster's API server with our CA).
+check_ports() {
+  local taken=0 pair port var holder
+  for pair in "$apiserver_port:LLMOPS_APISERVER_PORT" "$etcd_port:LLMOPS_ETCD_PORT" \
+    "$etcd_peer_port:LLMOPS_ETCD_PORT (+1)" "$controller_port:LLMOPS_KWOK_PORT" \
+    "${scheduler_port:-0}:LLMOPS_SCHEDULER_PORT" "${controller_manager_port:-0}:LLMOPS_CONTROLLER_MANAGER_PORT"; do
+    port=${pair%%:*} var=${pair#*:}
+    (( port )) || continue
+    holder=$(port_holder "$port")
+    [[ -z $holder ]] && continue
+    log "port $port ($var) is taken by $holder"
+    taken=1
+  done
+  (( ! taken )) || { log "stop what holds it, or set the variable named to a free port"; exit 1; }
+}
+
 up() {
   if answers; then log "already up ($kubeconfig)"; return; fi
-  "$root/tools/build-tools.sh" kubernetes etcd kwok
+  "$root/tools/build-tools.sh" kubernetes etcd kwok gateway-api
   [[ -d $KWOK_WORKDIR/clusters/$name ]] && down
+  check_ports
   mkdir -p "$state"
   local started=$SECONDS
   loopback_config >"$state/kwokctl.yaml"
@@ -77,6 +109,8 @@ up() {
     --etcd-binary "$tools/etcd-$ETCD_VERSION/etcd" \
     --kwok-controller-binary "$tools/kwok-$KWOK_VERSION/kwok" \
     --kube-apiserver-port "$apiserver_port" --etcd-port "$etcd_port" --controller-port "$controller_port" \
+    ${scheduler_port:+--kube-scheduler-port "$scheduler_port"} \
+    ${controller_manager_port:+--kube-controller-manager-port "$controller_manager_port"} \
     --kube-authorization --kube-admission -c "$state/kwokctl.yaml" \
     --wait 3m >"$state/kwokctl.log" 2>&1 || { cat "$state/kwokctl.log" >&2; exit 1; }
   local k=("$kubectl" --kubeconfig "$kubeconfig")

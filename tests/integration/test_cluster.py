@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .conftest import VERSIONS, Cluster, wait_for
+from .conftest import ROOT, VERSIONS, Cluster, wait_for
 
 GPU_TOLERATION = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 
@@ -142,3 +145,26 @@ def test_rbac_is_enforced_and_service_account_tokens_authenticate(
     assert allowed.returncode == 0, allowed.stderr
     forbidden = as_service_account.kubectl("get", "secrets", "-n", namespace, check=False)
     assert "Forbidden" in forbidden.stderr
+
+
+def test_a_taken_port_is_named_with_its_holder(cluster: Cluster, tmp_path: Path) -> None:
+    """A second cluster whose API server port is held says which port, which variable and by what."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [str(ROOT / "tools" / "cluster.sh"), "up"],
+            env={
+                **os.environ,
+                "LLMOPS_CLUSTER_DIR": str(tmp_path / "second"),
+                "LLMOPS_APISERVER_PORT": str(port),
+            },
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"port {port} (LLMOPS_APISERVER_PORT) is taken by python" in result.stderr
+    assert f"pid {os.getpid()}" in result.stderr
+    assert not (tmp_path / "second" / "kubeconfig").exists()
