@@ -6,11 +6,14 @@ A test that cannot get its cluster fails: `tools/cluster.sh up` raising is an er
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -77,6 +80,17 @@ def wait_for(
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+def established(cluster: Cluster, crd: str) -> None:
+    """Waits for a just-applied CRD (kubectl wait errs while its conditions are still unset)."""
+    wait_for(
+        lambda: (
+            cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", check=False).returncode == 0
+        ),
+        timeout=30,
+        what=f"CRD {crd} established",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -214,6 +228,60 @@ class MLflowServer:
         return version
 
 
+class Outage:
+    """A TCP forwarder on 127.0.0.1 in front of a server: ``cut()`` refuses and drops every
+    connection at once, as a network partition would; ``restore()`` forwards again. Faster and
+    more faithful to "the server went away" than stopping and restarting the server itself."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._listener: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            for sock in [*self._open, *([listener] if listener else [])]:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._open.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open.update((client, upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+
 class PrometheusServer:
     """A real Prometheus on 127.0.0.1 (tools/prometheus.sh), scraping what ``config`` lists."""
 
@@ -250,3 +318,14 @@ def operator(namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
     yield process
     process.stop()
     assert "Traceback" not in process.logs(), process.logs()
+
+
+@pytest.fixture
+def mlflow_outage(mlflow_server: MLflowServer) -> Iterator[tuple[MLflowServer, Outage]]:
+    """The session's MLflow as the operator sees it through an :class:`Outage` the test can cut."""
+    outage = Outage(mlflow_server.port)
+    outage.restore()
+    behind = copy.copy(mlflow_server)
+    behind.uri = outage.url
+    yield behind, outage
+    outage.cut()

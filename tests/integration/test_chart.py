@@ -25,6 +25,7 @@ from .conftest import (
     Cluster,
     OperatorProcess,
     PrometheusServer,
+    established,
     wait_for,
 )
 
@@ -52,17 +53,6 @@ def render(namespace: str, *values: str) -> list[dict[str, Any]]:
         "template", "llmops", str(CHART), "-n", namespace, "--kube-version", KUBE_VERSION, *values
     ).stdout
     return [doc for doc in yaml.safe_load_all(text) if doc]
-
-
-def established(cluster: Cluster, crd: str) -> None:
-    """Waits for a just-applied CRD (kubectl wait errs while its conditions are still unset)."""
-    wait_for(
-        lambda: (
-            cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", check=False).returncode == 0
-        ),
-        timeout=30,
-        what=f"CRD {crd} established",
-    )
 
 
 @pytest.fixture(scope="module")
