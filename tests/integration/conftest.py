@@ -104,8 +104,26 @@ def cluster() -> Cluster:
     return handle
 
 
+def recycle_released_volumes(cluster: Cluster) -> None:
+    """The static PersistentVolumes stand in for a provisioner: a volume whose claim was deleted
+    (Released, reclaim policy Retain) is made Available again, as a provisioner would give a new
+    claim a fresh volume; otherwise deleted model caches use up the cluster's eight volumes."""
+    for volume in cluster.get("pv")["items"]:
+        if (volume.get("status") or {}).get("phase") == "Released":
+            cluster.kubectl(
+                "patch",
+                "pv",
+                volume["metadata"]["name"],
+                "--type=json",
+                "-p",
+                '[{"op": "remove", "path": "/spec/claimRef"}]',
+                check=False,
+            )
+
+
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    recycle_released_volumes(cluster)
     name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-[]')}-{uuid.uuid4().hex[:6]}"
     name = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in name)
     cluster.kubectl("create", "namespace", name)
