@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Literal
 
+from .timestamps import now_text
+
 ConditionStatus = Literal["True", "False", "Unknown"]
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def set_condition(
@@ -26,7 +23,7 @@ def set_condition(
     transition = (
         previous["lastTransitionTime"]
         if previous is not None and previous.get("status") == status and previous.get("lastTransitionTime")
-        else (now or now_rfc3339())
+        else (now or now_text())
     )
     updated = {
         "type": type_,

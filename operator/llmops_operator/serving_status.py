@@ -15,7 +15,9 @@ FAILURE_REASONS = ("InsufficientGPU", "CrashLooping", "ImagePullFailed", "Unsche
 
 
 @dataclass(frozen=True)
-class Verdict:
+class ConditionState:
+    """What one condition says: its status, reason and message."""
+
     status: ConditionStatus
     reason: str
     message: str
@@ -28,7 +30,7 @@ def _condition(pod: dict[str, Any], type_: str) -> dict[str, Any]:
     return {}
 
 
-def pod_problem(pods: list[dict[str, Any]]) -> Verdict | None:
+def pod_problem(pods: list[dict[str, Any]]) -> ConditionState | None:
     """The most serious reason, across pods, why replicas are not serving."""
     found: dict[str, str] = {}
     loading = 0
@@ -64,9 +66,9 @@ def pod_problem(pods: list[dict[str, Any]]) -> Verdict | None:
                 loading += 1
     for reason in FAILURE_REASONS:
         if reason in found:
-            return Verdict("True", reason, found[reason])
+            return ConditionState("True", reason, found[reason])
     if loading:
-        return Verdict("True", "ModelLoading", f"{loading} of {len(live)} pods are loading the model")
+        return ConditionState("True", "ModelLoading", f"{loading} of {len(live)} pods are loading the model")
     return None
 
 
@@ -74,7 +76,7 @@ def desired_status(
     *,
     generation: int,
     current: dict[str, Any],
-    model_resolved: Verdict,
+    model_resolved: ConditionState,
     model: dict[str, Any] | None,
     deployment: dict[str, Any] | None,
     pods: list[dict[str, Any]],
@@ -98,7 +100,7 @@ def desired_status(
     )
     problem = pod_problem(pods)
 
-    def put(type_: str, verdict: Verdict) -> None:
+    def put(type_: str, verdict: ConditionState) -> None:
         nonlocal conditions
         conditions = set_condition(
             conditions, type_, verdict.status, verdict.reason, verdict.message, generation, now
@@ -106,42 +108,57 @@ def desired_status(
 
     put("ModelResolved", model_resolved)
     if deployment is None:
-        waiting = model_resolved if model_resolved.status != "True" else Verdict("False", "Creating", "")
+        waiting = (
+            model_resolved if model_resolved.status != "True" else ConditionState("False", "Creating", "")
+        )
         reason = waiting.reason if waiting.status != "True" else "Creating"
-        put("Ready", Verdict("False", reason, waiting.message or "the Deployment does not exist yet"))
-        put("Progressing", Verdict("True", reason, "waiting for the model before creating the Deployment"))
+        put("Ready", ConditionState("False", reason, waiting.message or "the Deployment does not exist yet"))
+        put(
+            "Progressing",
+            ConditionState("True", reason, "waiting for the model before creating the Deployment"),
+        )
     else:
         if desired_replicas == 0:
-            put("Ready", Verdict("False", "ScaledToZero", "replicas is 0"))
+            put("Ready", ConditionState("False", "ScaledToZero", "replicas is 0"))
         elif ready >= desired_replicas:
             put(
                 "Ready",
-                Verdict("True", "Available", f"{ready}/{desired_replicas} replicas ready at {endpoint}"),
+                ConditionState(
+                    "True", "Available", f"{ready}/{desired_replicas} replicas ready at {endpoint}"
+                ),
             )
         else:
-            verdict = problem or Verdict("True", "Pending", "")
+            verdict = problem or ConditionState("True", "Pending", "")
             message = verdict.message or "replicas are starting"
             put(
                 "Ready",
-                Verdict("False", verdict.reason, f"{ready}/{desired_replicas} replicas ready; {message}"),
+                ConditionState(
+                    "False", verdict.reason, f"{ready}/{desired_replicas} replicas ready; {message}"
+                ),
             )
         if rolled_out:
-            put("Progressing", Verdict("False", "RolloutComplete", f"{desired_replicas} replicas up to date"))
+            put(
+                "Progressing",
+                ConditionState("False", "RolloutComplete", f"{desired_replicas} replicas up to date"),
+            )
         else:
             reason = problem.reason if problem is not None else "RollingOut"
             updated = int(dep_status.get("updatedReplicas") or 0)
-            put("Progressing", Verdict("True", reason, f"{updated}/{desired_replicas} replicas updated"))
+            put(
+                "Progressing",
+                ConditionState("True", reason, f"{updated}/{desired_replicas} replicas updated"),
+            )
     if problem is not None and problem.reason in FAILURE_REASONS:
         put("Degraded", problem)
     elif model_resolved.status == "False" and deployment is not None:
         put(
             "Degraded",
-            Verdict(
+            ConditionState(
                 "True", model_resolved.reason, f"serving the last resolved model; {model_resolved.message}"
             ),
         )
     else:
-        put("Degraded", Verdict("False", "AsExpected", ""))
+        put("Degraded", ConditionState("False", "AsExpected", ""))
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "conditions": conditions,

@@ -10,6 +10,7 @@ from llmops_operator.config import Settings
 from llmops_operator.handlers import llmdeployment
 from llmops_operator.handlers.llmdeployment import LLMDeploymentController, in_memory_copy
 from llmops_operator.kube import Kube
+from llmops_operator.names import SERVES_FOR_ANNOTATION
 from llmops_operator.registry.mlflow import ResolvedVersion
 
 
@@ -148,7 +149,7 @@ def test_only_a_whole_pass_over_a_generation_and_annotations_makes_later_events_
     assert controller.handled({**seen, "status": {"readyReplicas": 2}})
     meta = seen["metadata"]
     assert not controller.handled({**seen, "metadata": {**meta, "generation": 2}})
-    annotated = {**meta, "annotations": {llmdeployment.rendering.SERVES_FOR_ANNOTATION: "stable"}}
+    annotated = {**meta, "annotations": {SERVES_FOR_ANNOTATION: "stable"}}
     assert not controller.handled({**seen, "metadata": annotated})
     controller.forget("ns", "m", "u-1")
     assert not controller.handled(seen)  # nothing kept once the object is gone

@@ -23,7 +23,8 @@ from llmops_operator.rollout.progress import (
     stable_replicas,
     start_step,
 )
-from llmops_operator.routing.gateway_api import RouteNotUsable, route_weight, weighted_rules
+from llmops_operator.routing.base import RouteNotUsable
+from llmops_operator.routing.gateway_api import route_weight, weighted_rules
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -22,30 +22,29 @@ from .. import API_VERSION, GROUP, VERSION, telemetry
 from ..api.canaryrollout import CanaryRollout, CanaryRolloutSpec, CanaryRolloutStatus
 from ..api.common import validation_message
 from ..api.llmdeployment import LLMDeploymentSpec
-from ..conditions import now_rfc3339, set_condition, status_changes
+from ..conditions import set_condition, status_changes
 from ..config import Settings
 from ..durations import parse_duration
 from ..kube import Kube, api_error_text, contains
-from ..metrics.prometheus import PrometheusProvider
-from ..models import parse_registry_uri
+from ..metrics import provider_for
+from ..model_uris import parse_registry_uri
+from ..names import (
+    CANARY_OF_LABEL,
+    REJECTED,
+    REQUEST_ANNOTATION,
+    ROLLOUT_LABEL,
+    SERVES_FOR_ANNOTATION,
+    VERDICT_TAG,
+    canary_name,
+)
 from ..registry.mlflow import RegistryUnavailable, set_alias, tag_version
-from ..rendering.llmdeployment import SERVES_FOR_ANNOTATION
 from ..rollout import analysis, progress
-from ..routing import GatewayAPIRouter, ReplicaRatioRouter, Sides, TrafficRouter
-from ..routing.gateway_api import RouteNotUsable
+from ..rollout.progress import TERMINAL
+from ..routing import RouteNotUsable, Sides, TrafficRouter, router_for
+from ..timestamps import format_time, now_text, seconds_since
 from ..workqueue import KeyedLocks
 
 log = logging.getLogger(__name__)
-
-REQUEST_ANNOTATION = f"{GROUP}/request"
-CANARY_OF_LABEL = f"{GROUP}/canary-of"
-ROLLOUT_LABEL = f"{GROUP}/canaryrollout"
-REJECTED_TAG = f"{GROUP}/verdict"
-TERMINAL = ("Promoted", "RolledBack")
-
-
-def canary_name(target: str) -> str:
-    return f"{target}-canary"
 
 
 def canary_overlay(spec: CanaryRolloutSpec, target_spec: dict[str, Any]) -> dict[str, Any]:
@@ -105,11 +104,7 @@ class CanaryRolloutController:
         return Sides(full=full, canary_ready=canary_ready, stable_ready=stable_ready, stable_pods=stable_pods)
 
     def _router(self, spec: CanaryRolloutSpec, namespace: str, target: str) -> TrafficRouter:
-        routing = spec.traffic_routing
-        if routing is not None and routing.gateway_api is not None:
-            route = routing.gateway_api.http_route
-            return GatewayAPIRouter(self.kube, namespace, route, target, canary_name(target))
-        return ReplicaRatioRouter()
+        return router_for(spec, self.kube, namespace)
 
     def _rival(self, body: dict[str, Any], siblings: list[dict[str, Any]]) -> str | None:
         """The rollout that owns the target while this one waits: the one already running, else
@@ -185,12 +180,7 @@ class CanaryRolloutController:
     def _scale_canary(self, namespace: str, target: str, replicas: int) -> None:
         live = self.kube.get("LLMDeployment", namespace, canary_name(target))
         if live is not None and (live.get("spec") or {}).get("replicas") != replicas:
-            self.kube.request(
-                "PATCH",
-                f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/llmdeployments/{canary_name(target)}/scale",
-                body={"spec": {"replicas": replicas}},
-                content_type="application/merge-patch+json",
-            )
+            self.kube.scale("LLMDeployment", namespace, canary_name(target), replicas)
 
     # -- the tick ---------------------------------------------------------------------------------
 
@@ -221,7 +211,7 @@ class CanaryRolloutController:
         desired = status.model_dump(mode="json", by_alias=True)
         desired["observedGeneration"] = generation
         desired["conditions"] = progress.conditions_for(
-            status, steps, generation, detail, now_rfc3339(), step.waiting_reason
+            status, steps, generation, detail, now_text(), step.waiting_reason
         )
         self._write(body, current, desired)
         telemetry.rollout_observed(namespace, name, status.phase, status.canary_weight)
@@ -330,7 +320,7 @@ class _Tick:
         except RouteNotUsable as error:
             return str(error)
         if verified and status.weight_verified_at is None:
-            status.weight_verified_at = self.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+            status.weight_verified_at = format_time(self.now)
             if weight > 0:
                 self.event(False, "WeightSet", f"canary weight {weight}% verified ({router.describe()})")
         if progress.measurement_due(status, self.spec.analysis, self.now):
@@ -359,12 +349,8 @@ class _Tick:
             "interval": self.spec.analysis.interval,
         }
 
-    def _prometheus_url(self) -> str:
-        endpoint = self.spec.analysis.prometheus
-        return endpoint.address if endpoint is not None else self.c.settings.prometheus_url
-
     def _measure(self, router: TrafficRouter, full: int) -> str | None:
-        provider = PrometheusProvider(self._prometheus_url())
+        provider = provider_for(self.spec.analysis.prometheus, self.c.settings.prometheus_url)
         window = parse_duration(self.spec.analysis.interval)
         measurements = [
             analysis.measure(provider, metric, self._variables(), window)
@@ -443,7 +429,7 @@ class _Tick:
         status.stable_replicas = None
         status.phase = "RolledBack"
         status.paused_reason = ""
-        status.finished_at = self.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        status.finished_at = format_time(self.now)
         try:
             router.set_weight(0, Sides(full=full, canary_ready=0, stable_ready=0, stable_pods=0))
         except RouteNotUsable as error:
@@ -462,7 +448,7 @@ class _Tick:
             return
         tracking_uri = self.c.settings.mlflow_tracking_uri
         try:
-            tag_version(ref.name, self.status.canary_version, REJECTED_TAG, "rejected", tracking_uri)
+            tag_version(ref.name, self.status.canary_version, VERDICT_TAG, REJECTED, tracking_uri)
         except RegistryUnavailable as error:
             self.event(True, "RegistryUnavailable", f"could not tag the canary version rejected: {error}")
 
@@ -471,8 +457,7 @@ class _Tick:
         finished = self.status.finished_at
         if finished is None:
             return
-        elapsed = self.now.replace(tzinfo=None) - datetime.strptime(finished, "%Y-%m-%dT%H:%M:%SZ")
-        if elapsed.total_seconds() >= parse_duration(self.spec.scale_down_delay):
+        if seconds_since(finished, self.now) >= parse_duration(self.spec.scale_down_delay):
             self.c._scale_canary(self.namespace, self.target, 0)
 
     def _promote(self, target: dict[str, Any], router: TrafficRouter, full: int) -> str:
@@ -486,12 +471,7 @@ class _Tick:
                     {"path": f"spec.{path}", "value": value} for path, value in _leaves(overlay)
                 ]
                 return "waiting for Git to change the LLMDeployment as status.gitopsChanges says"
-            self.kube.request(
-                "PATCH",
-                f"/apis/{GROUP}/{VERSION}/namespaces/{self.namespace}/llmdeployments/{self.target}",
-                body={"spec": overlay},
-                content_type="application/merge-patch+json",
-            )
+            self.kube.merge_patch("LLMDeployment", self.namespace, self.target, {"spec": overlay})
             self.event(False, "Promoted", f"LLMDeployment {self.target} now has the canary's spec")
             return f"LLMDeployment {self.target} is rolling to the canary's spec"
         status.gitops_changes = []
@@ -517,7 +497,7 @@ class _Tick:
         self.kube.delete("LLMDeployment", self.namespace, canary_name(self.target))
         status.phase = "Promoted"
         status.canary_weight, status.stable_weight = 0, 100
-        status.finished_at = self.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        status.finished_at = format_time(self.now)
         version = f" (version {status.canary_version})" if status.canary_version else ""
         self.event(False, "Completed", f"the canary{version} is the new stable {self.target}")
         return f"the canary{version} is the new stable {self.target}"
@@ -556,9 +536,8 @@ def settled(body: dict[str, Any], now: datetime) -> bool:
         return True
     if status.get("phase") != "RolledBack" or not status.get("finishedAt"):
         return False
-    finished = datetime.strptime(status["finishedAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     delay = parse_duration(str((body.get("spec") or {}).get("scaleDownDelay") or "30s"))
-    return (now - finished).total_seconds() > delay + 60  # the delayed scale-down is long done
+    return seconds_since(status["finishedAt"], now) > delay + 60  # the delayed scale-down is long done
 
 
 def register(settings: Settings) -> None:

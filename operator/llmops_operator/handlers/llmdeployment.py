@@ -24,17 +24,25 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from .. import FIELD_MANAGER, GROUP, VERSION, telemetry
+from .. import GROUP, VERSION, telemetry
 from ..api.common import validation_message
 from ..api.llmdeployment import LLMDeploymentSpec, ResolvedModel
-from ..conditions import find_condition, now_rfc3339, set_condition, status_changes
+from ..conditions import find_condition, set_condition, status_changes
 from ..config import Settings
 from ..durations import parse_duration
 from ..kube import Kube, contains
-from ..models import parse_registry_uri
+from ..model_uris import parse_registry_uri
+from ..names import (
+    KUBECTL_LAST_APPLIED_ANNOTATION,
+    LAST_HANDLED_ANNOTATION,
+    MANAGED,
+    OWNER_LABEL,
+    SERVES_FOR_ANNOTATION,
+)
 from ..registry.mlflow import ModelNotFound, RegistryUnavailable, resolve
 from ..rendering import llmdeployment as rendering
-from ..serving_status import FAILURE_REASONS, Verdict, desired_status
+from ..serving_status import FAILURE_REASONS, ConditionState, desired_status
+from ..timestamps import now_text
 from ..workqueue import RETRY, CoalescingQueue, KeyedLocks, RetryLater
 
 PRUNABLE_KINDS = ("PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor")
@@ -48,12 +56,8 @@ CHILD_RESOURCES: dict[str, tuple[str, str, str]] = {
     "ServiceMonitor": ("monitoring.coreos.com/v1", "servicemonitors", "servicemonitor_index"),
 }
 # Large fields nothing here reads; left out of the in-memory copies.
-UNREAD_ANNOTATIONS = (
-    "kubectl.kubernetes.io/last-applied-configuration",
-    f"{GROUP}/last-handled-configuration",
-)
+UNREAD_ANNOTATIONS = (KUBECTL_LAST_APPLIED_ANNOTATION, LAST_HANDLED_ANNOTATION)
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
-MANAGED = {"app.kubernetes.io/managed-by": FIELD_MANAGER}
 CRD_CHECK_SECONDS = 60.0
 # Threads for passes: creates and spec changes have their own, so status work from children's
 # events never queues ahead of them. Passes mostly wait on the API server (a Service create can
@@ -70,7 +74,7 @@ class Resolution:
     from a watch can be older than the status this process wrote, and must not undo it."""
 
     uri: str
-    verdict: Verdict
+    verdict: ConditionState
     model: dict[str, Any] | None
     answered_at: float | None  # monotonic time of the last answer (None: never answered)
 
@@ -109,17 +113,19 @@ class LLMDeploymentController:
         if condition is None:
             return None
         previous = status.get("model") if (status.get("model") or {}).get("uri") == uri else None
-        verdict = Verdict(condition["status"], condition["reason"], condition.get("message", ""))
+        verdict = ConditionState(condition["status"], condition["reason"], condition.get("message", ""))
         return Resolution(uri, verdict, previous, None)
 
     def _resolution(
         self, spec: LLMDeploymentSpec, uid: str, status: dict[str, Any], ask_registry: bool
-    ) -> tuple[Verdict, dict[str, Any] | None]:
+    ) -> tuple[ConditionState, dict[str, Any] | None]:
         uri = spec.model.uri
         ref = parse_registry_uri(uri)
         if ref is None:
             model = ResolvedModel(uri=uri, version=spec.model.revision or "", source=uri)
-            return Verdict("True", "DirectSource", f"serving {uri}"), model.model_dump(exclude_none=True)
+            return ConditionState("True", "DirectSource", f"serving {uri}"), model.model_dump(
+                exclude_none=True
+            )
         known = self._known(uri, uid, status)
         previous = known.model if known is not None else None
         due = (
@@ -134,22 +140,24 @@ class LLMDeploymentController:
         )
         if not (ask_registry and due):  # keep what the last registry answer said
             if known is None:
-                return Verdict("Unknown", "Resolving", f"asking the registry for {uri}"), previous
+                return ConditionState("Unknown", "Resolving", f"asking the registry for {uri}"), previous
             return known.verdict, previous
         tracking_uri = spec.model.tracking_uri or self.settings.mlflow_tracking_uri
         answered_at = known.answered_at if known is not None else None
         try:
             found = resolve(ref, tracking_uri)
         except RegistryUnavailable as error:
-            verdict = Verdict("False", "RegistryUnavailable", str(error))
+            verdict = ConditionState("False", "RegistryUnavailable", str(error))
         except ModelNotFound as error:
-            verdict = Verdict("False", "ModelNotFound", str(error))
+            verdict = ConditionState("False", "ModelNotFound", str(error))
         else:
             answered_at = time.monotonic()
-            verdict = Verdict("True", "Resolved", f"{uri} is version {found.version} at {found.source}")
+            verdict = ConditionState(
+                "True", "Resolved", f"{uri} is version {found.version} at {found.source}"
+            )
             if previous is None or previous.get("version") != found.version:  # else keep resolvedAt
                 model = ResolvedModel(
-                    uri=uri, version=found.version, source=found.source, resolved_at=now_rfc3339()
+                    uri=uri, version=found.version, source=found.source, resolved_at=now_text()
                 )
                 previous = model.model_dump(exclude_none=True)
         self._resolutions[uid] = Resolution(uri, verdict, previous, answered_at)
@@ -173,7 +181,7 @@ class LLMDeploymentController:
         live: dict[str, dict[str, Any] | None],
         kinds: Collection[str] | None,
         replicas_override: int | None,
-    ) -> tuple[Verdict | None, dict[str, Any] | None]:
+    ) -> tuple[ConditionState | None, dict[str, Any] | None]:
         """Apply each child that differs from its live copy in ``live`` (kind -> object or None).
 
         ``kinds`` limits the comparison to those kinds (a child's own event); None compares every
@@ -189,7 +197,7 @@ class LLMDeploymentController:
             tracking_uri,
             replicas_override,
         )
-        monitor: Verdict | None = None
+        monitor: ConditionState | None = None
         applied = []
         deployment = live.get("Deployment")
         for child in children:
@@ -197,9 +205,9 @@ class LLMDeploymentController:
             if kind == "ServiceMonitor":
                 if not self._service_monitor_crd_installed():
                     message = f"{SERVICE_MONITOR_CRD} is not installed; no ServiceMonitor"
-                    monitor = Verdict("False", "CRDNotInstalled", message)
+                    monitor = ConditionState("False", "CRDNotInstalled", message)
                     continue
-                monitor = Verdict("True", "Created", f"ServiceMonitor {name} scrapes /metrics")
+                monitor = ConditionState("True", "Created", f"ServiceMonitor {name} scrapes /metrics")
             if kinds is not None and kind not in kinds:
                 continue
             current = live.get(kind)
@@ -223,7 +231,7 @@ class LLMDeploymentController:
             current = live.get(kind)
             if kind in rendered or current is None:
                 continue
-            if (current["metadata"].get("labels") or {}).get(rendering.OWNER_LABEL) == owner.name:
+            if (current["metadata"].get("labels") or {}).get(OWNER_LABEL) == owner.name:
                 self.kube.delete(kind, owner.namespace, current["metadata"]["name"])
                 removed.append(f"{kind}/{current['metadata']['name']} (deleted)")
         return removed
@@ -257,7 +265,7 @@ class LLMDeploymentController:
             self._write_status(body, status, {"observedGeneration": generation, "conditions": conditions})
             self._handled[uid] = _inputs(body)
             return
-        serves = (meta.get("annotations") or {}).get(rendering.SERVES_FOR_ANNOTATION, "")
+        serves = (meta.get("annotations") or {}).get(SERVES_FOR_ANNOTATION, "")
         owner = rendering.Owner(name=name, namespace=namespace, uid=uid, serves=serves)
         verdict, model = self._resolution(spec, uid, status, ask_registry)
         self._announce_model(body, status, verdict, model)
@@ -347,7 +355,11 @@ class LLMDeploymentController:
         self.kube.post_event(body, "Warning" if warning else "Normal", reason, message)
 
     def _announce_model(
-        self, body: dict[str, Any], status: dict[str, Any], verdict: Verdict, model: dict[str, Any] | None
+        self,
+        body: dict[str, Any],
+        status: dict[str, Any],
+        verdict: ConditionState,
+        model: dict[str, Any] | None,
     ) -> None:
         said = {"type": "ModelResolved", **asdict(verdict)}
         if verdict.status == "False" and not _says(status, said):
@@ -377,7 +389,7 @@ def _inputs(body: dict[str, Any]) -> tuple[int, str]:
     """What a pass reads from the object besides its children: the spec (by its generation) and
     the annotation a CanaryRollout sets on a canary."""
     meta = body["metadata"]
-    serves = (meta.get("annotations") or {}).get(rendering.SERVES_FOR_ANNOTATION, "")
+    serves = (meta.get("annotations") or {}).get(SERVES_FOR_ANNOTATION, "")
     return int(meta.get("generation") or 0), serves
 
 
@@ -431,7 +443,7 @@ def register(settings: Settings) -> None:
     def child_index(
         namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
     ) -> dict[Any, Any] | None:
-        owner = labels.get(rendering.OWNER_LABEL)
+        owner = labels.get(OWNER_LABEL)
         return {(namespace, owner): in_memory_copy(body)} if owner else None
 
     for group_version, plural, index_id in CHILD_RESOURCES.values():
@@ -441,7 +453,7 @@ def register(settings: Settings) -> None:
     def pod_index(
         namespace: str | None, labels: kopf.Labels, meta: kopf.Meta, status: kopf.Status, **_: Any
     ) -> dict[Any, Any] | None:
-        owner = labels.get(rendering.OWNER_LABEL)
+        owner = labels.get(OWNER_LABEL)
         if not owner:
             return None
         summary = {"name": meta["name"], "deletionTimestamp": meta.get("deletionTimestamp")}
@@ -550,7 +562,7 @@ def register(settings: Settings) -> None:
 
     def child_handler(kind: str) -> Any:
         async def child_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
-            mark(namespace, labels.get(rendering.OWNER_LABEL), kind)
+            mark(namespace, labels.get(OWNER_LABEL), kind)
 
         return child_changed
 
@@ -560,7 +572,7 @@ def register(settings: Settings) -> None:
     @kopf.on.event("v1", "pods", labels=MANAGED, id="child-pod")
     async def pod_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
         """For status; the Deployment is compared too, with the watch's copy."""
-        mark(namespace, labels.get(rendering.OWNER_LABEL), "Deployment")
+        mark(namespace, labels.get(OWNER_LABEL), "Deployment")
 
     @kopf.on.event(GROUP, VERSION, "canaryrollouts", id="rollout-replicas")
     async def rollout_changed(namespace: str | None, spec: kopf.Spec, **_: Any) -> None:

@@ -18,17 +18,11 @@ from typing import Any
 from .. import API_VERSION, FIELD_MANAGER
 from ..api.llmdeployment import LLMDeploymentSpec, ResolvedModel
 from ..durations import parse_duration
-from ..models import source_kind
+from ..model_uris import source_kind
+from ..names import GPU_PRODUCT_LABEL, MANAGED_BY_LABEL, MODEL_VERSION_LABEL, OWNER_LABEL, SERVES_LABEL
 
 SERVING_PORT = 8000
 GPU_RESOURCE = "nvidia.com/gpu"
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-OWNER_LABEL = "llmops.dev/llmdeployment"
-VERSION_LABEL = "llmops.dev/model-version"
-# Pods carry the name of the Service that sends them traffic; a canary under replica-ratio routing
-# carries its stable's name (from this annotation on the canary LLMDeployment) and so joins it.
-SERVES_LABEL = "llmops.dev/serves"
-SERVES_FOR_ANNOTATION = "llmops.dev/serves-for"
 MODELS_MOUNT = "/models"
 CACHE_MOUNT = f"{MODELS_MOUNT}/cache"
 FETCH_MOUNT = f"{MODELS_MOUNT}/fetched"
@@ -66,11 +60,11 @@ def common_labels(owner: Owner, resolved: ResolvedModel) -> dict[str, str]:
         "app.kubernetes.io/instance": owner.name,
         "app.kubernetes.io/component": "inference-server",
         "app.kubernetes.io/part-of": "llmops",
-        "app.kubernetes.io/managed-by": FIELD_MANAGER,
+        MANAGED_BY_LABEL: FIELD_MANAGER,
         **selector_labels(owner),
     }
     if resolved.version:
-        labels[VERSION_LABEL] = label_value(resolved.version)
+        labels[MODEL_VERSION_LABEL] = label_value(resolved.version)
         labels["app.kubernetes.io/version"] = label_value(resolved.version)
     return labels
 
@@ -435,7 +429,7 @@ def service_monitor(spec: LLMDeploymentSpec, resolved: ResolvedModel, owner: Own
             "endpoints": [{"port": "http", "path": "/metrics", "interval": monitor.interval}],
             # Series carry the pod's LLMDeployment and model version (as llmops_dev_llmdeployment
             # and llmops_dev_model_version): what CanaryRollout queries tell canary and stable by.
-            "podTargetLabels": [OWNER_LABEL, VERSION_LABEL],
+            "podTargetLabels": [OWNER_LABEL, MODEL_VERSION_LABEL],
         },
     }
 

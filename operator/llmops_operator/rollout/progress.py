@@ -20,9 +20,11 @@ from ..api.canaryrollout import (
 )
 from ..conditions import set_condition
 from ..durations import parse_duration
+from ..timestamps import format_time, seconds_since
 from .analysis import Measurement, applicable, metrics_of
 
 AUTOMATIC_PAUSES = ("NoData", "MetricsUnavailable")
+TERMINAL = ("Promoted", "RolledBack")  # phases a rollout ends in
 Request = Literal["promote", "abort", "retry", "pause", "resume"]
 REQUESTS: tuple[Request, ...] = ("promote", "abort", "retry", "pause", "resume")
 
@@ -65,7 +67,7 @@ def plan(spec: CanaryRolloutSpec) -> list[Step]:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class RoundOutcome:
     """What the counters say after a measurement round."""
 
     rollback: str | None = None  # the failing metric, its value and threshold
@@ -73,22 +75,9 @@ class Verdict:
     pause_message: str = ""
 
 
-def _timestamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse(timestamp: str | None) -> datetime | None:
-    return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=None) if timestamp else None
-
-
-def _seconds_since(timestamp: str | None, now: datetime) -> float:
-    moment = _parse(timestamp)
-    return math.inf if moment is None else (now.replace(tzinfo=None) - moment).total_seconds()
-
-
 def start_step(status: CanaryRolloutStatus, index: int, now: datetime) -> None:
     status.current_step_index = index
-    status.step_started_at = _timestamp(now)
+    status.step_started_at = format_time(now)
     for tally in status.tallies:
         tally.successful = 0
 
@@ -100,16 +89,16 @@ def measurement_due(status: CanaryRolloutStatus, analysis: AnalysisSpec, now: da
     return (
         status.canary_weight > 0
         and status.weight_verified_at is not None
-        and _seconds_since(status.weight_verified_at, now) >= interval
-        and _seconds_since(status.last_measured_at, now) >= interval
+        and seconds_since(status.weight_verified_at, now) >= interval
+        and seconds_since(status.last_measured_at, now) >= interval
     )
 
 
 def record(
     status: CanaryRolloutStatus, measurements: list[Measurement], analysis: AnalysisSpec, now: datetime
-) -> Verdict:
+) -> RoundOutcome:
     """Count one round of measurements and say whether to roll back or pause."""
-    stamp = _timestamp(now)
+    stamp = format_time(now)
     status.last_measured_at = stamp
     tallies = {tally.name: tally for tally in status.tallies}
     latest = {m.metric: m for m in status.measurements}
@@ -142,7 +131,7 @@ def record(
     for tally in status.tallies:
         if tally.failed > analysis.failure_limit:
             last = latest[tally.name]
-            return Verdict(
+            return RoundOutcome(
                 rollback=(
                     f"metric {tally.name} failed {tally.failed} times (limit {analysis.failure_limit}): "
                     f"{last.value or 'no value'} against {last.threshold or 'the baseline'}"
@@ -152,15 +141,15 @@ def record(
     for tally in measured:  # a metric that sat out this round says nothing about data now
         if tally.consecutive_errors > analysis.consecutive_error_limit:
             message = f"{tally.name}: {latest[tally.name].message}"
-            return Verdict(pause="MetricsUnavailable", pause_message=message)
+            return RoundOutcome(pause="MetricsUnavailable", pause_message=message)
     for tally in measured:
         if tally.consecutive_inconclusive > analysis.inconclusive_limit:
             message = (
                 f"{tally.name} had no data {tally.consecutive_inconclusive} times in a row: "
                 f"{latest[tally.name].message}; neither promoting nor rolling back"
             )
-            return Verdict(pause="NoData", pause_message=message)
-    return Verdict()
+            return RoundOutcome(pause="NoData", pause_message=message)
+    return RoundOutcome()
 
 
 def advance(status: CanaryRolloutStatus, steps: list[Step], spec: CanaryRolloutSpec, now: datetime) -> bool:
@@ -182,7 +171,7 @@ def advance(status: CanaryRolloutStatus, steps: list[Step], spec: CanaryRolloutS
         elif step.kind == "pause":
             if step.duration_seconds is None:
                 return False
-            if _seconds_since(status.step_started_at, now) < step.duration_seconds:
+            if seconds_since(status.step_started_at, now) < step.duration_seconds:
                 return False
         else:
             if status.canary_weight == 0 or status.weight_verified_at is None:
