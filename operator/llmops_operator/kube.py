@@ -12,6 +12,7 @@ from typing import Any
 from kubernetes import client
 
 from . import FIELD_MANAGER, GROUP, VERSION
+from .conditions import status_changes
 from .timestamps import format_micro_time, format_time, now
 
 # Connections kept open to the API server: one for each thread that may call it at once (the
@@ -128,6 +129,17 @@ class Kube:
     def patch_status(self, kind: str, namespace: str, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Merge ``changes`` into the status; returns the object as written."""
         return self.merge_patch(kind, namespace, name, {"status": changes}, sub="status")
+
+    def write_status(
+        self, obj: dict[str, Any], current: dict[str, Any], desired: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Write the top-level status fields of ``desired`` that differ from ``current``; nothing
+        when none does. Returns the object as written, or None when nothing was."""
+        changes = status_changes(current, desired)
+        if not changes:
+            return None
+        meta = obj["metadata"]
+        return self.patch_status(obj["kind"], meta["namespace"], meta["name"], changes)
 
     def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """A core/v1 Event about ``obj``, for ``kubectl describe`` and ``kubectl get events``."""

@@ -73,8 +73,8 @@ APPLIED = "Applied"  # an Event: children written
 WAITING = "Waiting"
 WAITING_FOR_ROLLOUT = "WaitingForRollout"
 TARGET_NOT_FOUND = "TargetNotFound"
-TARGET_INVALID = "TargetInvalid"
-AUTOSCALING_TARGET = "AutoscalingTarget"
+INVALID_TARGET = "InvalidTarget"
+TARGET_AUTOSCALES = "TargetAutoscales"
 INVALID_ANALYSIS = "InvalidAnalysis"
 WAITING_FOR_TARGET = "WaitingForTarget"
 # CanaryRollout: steps, pauses and endings

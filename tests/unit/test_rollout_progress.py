@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llmops_operator.api.canaryrollout import AnalysisSpec, CanaryRolloutSpec, CanaryRolloutStatus
-from llmops_operator.handlers.canaryrollout import merged, request_of
 from llmops_operator.rollout.analysis import Measurement
+from llmops_operator.rollout.canary import merged
+from llmops_operator.rollout.gates import request_of
 from llmops_operator.rollout.progress import (
     DEFAULT_STEPS,
     Step,
@@ -246,7 +247,7 @@ def test_manual_requests_are_read_from_the_annotation() -> None:
 
 
 def test_ended_rollouts_stop_costing_api_reads() -> None:
-    from llmops_operator.handlers.canaryrollout import settled
+    from llmops_operator.rollout.gates import settled
 
     promoted = {"status": {"phase": "Promoted"}, "metadata": {}}
     assert settled(promoted, T0)
@@ -262,7 +263,7 @@ def test_ended_rollouts_stop_costing_api_reads() -> None:
 
 
 def test_a_pinned_canary_version_stops_following_the_alias() -> None:
-    from llmops_operator.handlers.canaryrollout import canary_overlay
+    from llmops_operator.rollout.canary import canary_overlay
 
     rollout = spec()  # canary models:/m/2
     following = {"model": {"uri": "models:/m@champion", "followAlias": True}}
