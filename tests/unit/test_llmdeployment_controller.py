@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import kopf
 import pytest
 
 from llmops_operator.config import Settings
@@ -11,7 +12,10 @@ from llmops_operator.handlers import llmdeployment
 from llmops_operator.handlers.llmdeployment import LLMDeploymentController, in_memory_copy
 from llmops_operator.kube import Kube
 from llmops_operator.names import SERVES_FOR_ANNOTATION
-from llmops_operator.registry.mlflow import ResolvedVersion
+from llmops_operator.registry.mlflow import RegistryUnavailable, ResolvedVersion
+from llmops_operator.workqueue import RetryLater
+
+from .fake_kube import FakeKube
 
 
 class RecordingKube(Kube):
@@ -170,3 +174,80 @@ def test_a_watch_copy_older_than_the_last_status_write_does_not_write_it_again()
     caught_up = {**stale, "metadata": {**stale["metadata"], "resourceVersion": "2"}, "status": kube.status}
     reconcile(controller, caught_up, live)
     assert [verb for verb, _ in kube.writes] == ["status"]
+
+
+# -- through the recording fake of kube.py, and the registration ----------------------------------
+
+
+def stored_body(kube: FakeKube, uri: str, **spec: Any) -> dict[str, Any]:
+    obj = body(uri)
+    obj["spec"].update(spec)
+    return kube.put(obj)
+
+
+def test_an_invalid_spec_sets_ready_false_invalid_spec_and_applies_nothing() -> None:
+    kube = FakeKube()
+    obj = stored_body(kube, "hf://org/m", replicas=-3)
+    LLMDeploymentController(Settings(), kube).reconcile(obj, ask_registry=True, live={}, pods=[])
+    ready = next(c for c in kube.status_of("LLMDeployment", "ns", "m")["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec") and "replicas" in ready["message"]
+    assert kube.verbs() == ["status"]
+
+
+def test_a_registry_that_is_down_is_said_once_applies_nothing_and_asks_for_a_retry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def down(ref: Any, tracking_uri: str) -> ResolvedVersion:
+        raise RegistryUnavailable("MLflow at http://m is unreachable")
+
+    monkeypatch.setattr(llmdeployment, "resolve", down)
+    kube = FakeKube()
+    obj = stored_body(kube, "models:/llama@prod")
+    controller = LLMDeploymentController(Settings(), kube)
+    with pytest.raises(RetryLater):
+        controller.reconcile(obj, ask_registry=True, live={}, pods=[])
+    with pytest.raises(RetryLater):
+        controller.reconcile(kube.stored("LLMDeployment", "ns", "m"), ask_registry=True, live={}, pods=[])
+    conditions = {c["type"]: c for c in kube.status_of("LLMDeployment", "ns", "m")["conditions"]}
+    assert (conditions["ModelResolved"]["status"], conditions["ModelResolved"]["reason"]) == (
+        "False",
+        "RegistryUnavailable",
+    )
+    assert conditions["Ready"]["reason"] == "RegistryUnavailable"
+    assert [reason for _, reason, _ in kube.events] == ["RegistryUnavailable"]  # said once
+    assert "apply" not in kube.verbs()
+
+
+def test_a_pass_sizes_the_stable_deployment_as_a_running_replica_ratio_rollout_asks() -> None:
+    kube = FakeKube()
+    passes = llmdeployment.Passes(LLMDeploymentController(Settings(), kube))
+    key = ("ns", "m")
+    indexes: dict[str, Any] = {index_id: {} for index_id in llmdeployment.NEEDED_INDEXES}
+    indexes["llmdeployment_index"] = {key: [stored_body(kube, "hf://org/m", replicas=4)]}
+    indexes[llmdeployment.ROLLOUT_REPLICAS_INDEX] = {
+        key: [{"metadata": {}, "status": {"phase": "Progressing", "stableReplicas": 3}}]
+    }
+    passes.take_indexes(indexes)
+    passes.run(key, kinds=None, ask_registry=True)
+    assert kube.stored("Deployment", "ns", "m")["spec"]["replicas"] == 3
+    passes.shutdown()
+
+
+def test_a_missing_index_stops_the_operator_at_start_with_its_name() -> None:
+    passes = llmdeployment.Passes(LLMDeploymentController(Settings(), FakeKube()))
+    given = {index_id: {} for index_id in llmdeployment.NEEDED_INDEXES if index_id != "pod_index"}
+    with pytest.raises(llmdeployment.MissingIndexes, match="pod_index"):
+        passes.take_indexes(given)
+    passes.shutdown()
+
+
+def test_the_llmdeployment_controller_registers_every_index_it_reads_by_itself() -> None:
+    before = kopf.get_default_registry()
+    registry = kopf.OperatorRegistry()
+    kopf.set_default_registry(registry)
+    try:
+        llmdeployment.register(Settings())  # no other controller registered
+    finally:
+        kopf.set_default_registry(before)
+    registered = {str(handler.id) for handler in registry._indexing.get_all_handlers()}
+    assert set(llmdeployment.NEEDED_INDEXES) <= registered
