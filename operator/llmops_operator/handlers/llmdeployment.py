@@ -481,7 +481,8 @@ def register_indexes() -> None:
         namespace: str | None, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, **_: Any
     ) -> dict[Any, Any]:
         """What stable_replicas_of reads of the rollouts of each target, and nothing more."""
-        summary = {"metadata": {"deletionTimestamp": meta.get("deletionTimestamp")}, "status": dict(status)}
+        state = {"phase": status.get("phase"), "stableReplicas": status.get("stableReplicas")}
+        summary = {"metadata": {"deletionTimestamp": meta.get("deletionTimestamp")}, "status": state}
         return {(namespace, (spec.get("targetRef") or {}).get("name")): summary}
 
 
