@@ -32,12 +32,18 @@ from ..durations import parse_duration
 from ..kube import Kube, contains
 from ..model_uris import parse_registry_uri
 from ..names import (
+    APPLIED,
+    CRD_NOT_INSTALLED,
+    CREATED,
     DIRECT_SOURCE,
     KUBECTL_LAST_APPLIED_ANNOTATION,
     LAST_HANDLED_ANNOTATION,
     MANAGED,
     MODEL_NOT_FOUND,
+    MODEL_RESOLVED,
+    MODEL_VERSION_CHANGED,
     OWNER_LABEL,
+    READY,
     REGISTRY_UNAVAILABLE,
     RESOLVED,
     RESOLVING,
@@ -114,7 +120,7 @@ class LLMDeploymentController:
         remembered = self._resolutions.get(uid)
         if remembered is not None and remembered.uri == uri:
             return remembered
-        condition = find_condition(status.get("conditions") or [], "ModelResolved")
+        condition = find_condition(status.get("conditions") or [], MODEL_RESOLVED)
         if condition is None:
             return None
         previous = status.get("model") if (status.get("model") or {}).get("uri") == uri else None
@@ -194,9 +200,9 @@ class LLMDeploymentController:
             if kind == "ServiceMonitor":
                 if not self._service_monitor_crd_installed():
                     message = f"{SERVICE_MONITOR_CRD} is not installed; no ServiceMonitor"
-                    monitor = ConditionState("False", "CRDNotInstalled", message)
+                    monitor = ConditionState("False", CRD_NOT_INSTALLED, message)
                     continue
-                monitor = ConditionState("True", "Created", f"ServiceMonitor {name} scrapes /metrics")
+                monitor = ConditionState("True", CREATED, f"ServiceMonitor {name} scrapes /metrics")
             if kinds is not None and kind not in kinds:
                 continue
             current = live.get(kind)
@@ -209,7 +215,7 @@ class LLMDeploymentController:
             rendered = {child["kind"] for child in children}
             applied.extend(self._prune(owner, live, rendered))
         if applied:  # only real changes get here, so each is worth an Event
-            self.kube.post_event(body, "Normal", "Applied", ", ".join(applied))
+            self.kube.post_event(body, "Normal", APPLIED, ", ".join(applied))
         return monitor, deployment
 
     def _prune(
@@ -341,26 +347,26 @@ class LLMDeploymentController:
         verdict: ConditionState,
         model: dict[str, Any] | None,
     ) -> None:
-        said = {"type": "ModelResolved", **asdict(verdict)}
+        said = {"type": MODEL_RESOLVED, **asdict(verdict)}
         if verdict.status == "False" and not _says(status, said):
             self._announce(body, "model", True, verdict.reason, verdict.message)
         previous = status.get("model") or {}
         if (
             model is not None
             and previous.get("version") != model.get("version")
-            and verdict.reason == "Resolved"
+            and verdict.reason == RESOLVED
         ):
             change = f"from version {previous['version']} " if previous.get("version") else ""
-            self._announce(body, "model", False, "ModelVersionChanged", f"{change}to {verdict.message}")
+            self._announce(body, "model", False, MODEL_VERSION_CHANGED, f"{change}to {verdict.message}")
 
     def _announce_readiness(
         self, body: dict[str, Any], status: dict[str, Any], desired: dict[str, Any]
     ) -> None:
-        ready = find_condition(desired["conditions"], "Ready") or {}
+        ready = find_condition(desired["conditions"], READY) or {}
         if _says(status, ready):
             return  # announced when the status changed to this (by this process or one before it)
         if ready.get("status") == "True":
-            self._announce(body, "ready", False, "Ready", ready.get("message", ""))
+            self._announce(body, "ready", False, READY, ready.get("message", ""))
         elif ready.get("reason") in FAILURE_REASONS:
             self._announce(body, "ready", True, ready["reason"], ready.get("message", ""))
 
