@@ -8,6 +8,11 @@ from . import FIELD_MANAGER, GROUP
 
 # -- labels -----------------------------------------------------------------------------------------
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+NAME_LABEL = "app.kubernetes.io/name"  # the recommended labels, on every child
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+PART_OF_LABEL = "app.kubernetes.io/part-of"
+APP_VERSION_LABEL = "app.kubernetes.io/version"
 MANAGED = {MANAGED_BY_LABEL: FIELD_MANAGER}  # the selector of every child's watch
 OWNER_LABEL = f"{GROUP}/llmdeployment"  # on every child: the LLMDeployment it belongs to
 MODEL_VERSION_LABEL = f"{GROUP}/model-version"
@@ -33,6 +38,9 @@ LAST_HANDLED_ANNOTATION = f"{GROUP}/last-handled-configuration"  # kopf's, under
 KUBECTL_LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
 KOPF_PREFIX = GROUP  # kopf's progress and diff-base annotations
 FINALIZER = f"{GROUP}/finalizer"
+SCRAPE_ANNOTATION = "prometheus.io/scrape"  # on the Service, for scrapers without ServiceMonitors
+SCRAPE_PORT_ANNOTATION = "prometheus.io/port"
+SCRAPE_PATH_ANNOTATION = "prometheus.io/path"
 
 # -- condition types --------------------------------------------------------------------------------
 READY = "Ready"
