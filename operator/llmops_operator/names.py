@@ -24,6 +24,8 @@ ROLLOUT_LABEL = f"{GROUP}/canaryrollout"  # on a canary LLMDeployment: the rollo
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # a node label, read by the GPU affinity
 
 # -- labels that are MLflow tags too (one name for both uses) ---------------------------------------
+# drift/retraining.py and handlers/driftmonitor.py still spell these MONITOR_LABEL/MONITOR_TAG and
+# EVENT_LABEL/EVENT_TAG (same values); they move here with the rewrite of the drift check.
 DRIFT_MONITOR_KEY = f"{GROUP}/driftmonitor"  # a retraining Job's and rollout's label; a check run's tag
 DRIFT_EVENT_KEY = f"{GROUP}/drift-event"  # the same, and the tag a trainer puts on its version
 
