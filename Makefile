@@ -47,10 +47,11 @@ manifests: venv tools ## re-render manifests/ (kustomize) from the Helm chart
 crds-check: venv
 	$(PY) -m llmops_operator.crdgen --check crds
 
-lint: venv ## ruff and mypy (strict for the package)
+lint: venv ## ruff, mypy (strict for the package) and the import contracts (pyproject.toml)
 	$(VENV)/bin/ruff check operator tests tools benchmarks examples
 	$(VENV)/bin/ruff format --check operator tests tools benchmarks examples
 	$(VENV)/bin/mypy
+	PYTHONPATH=operator $(VENV)/bin/lint-imports
 
 test-unit: venv
 	$(VENV)/bin/pytest tests/unit

@@ -19,10 +19,9 @@ from typing import Any, cast
 from kubernetes import client, config
 
 from . import GROUP, VERSION
-from .handlers.canaryrollout import REQUEST_ANNOTATION
-from .rollout.progress import REQUESTS, plan
+from .names import REQUEST_ANNOTATION
+from .rollout.progress import REQUESTS, TERMINAL, plan
 
-TERMINAL = ("Promoted", "RolledBack")
 MARKS = {"Successful": "ok", "Failed": "FAIL", "Inconclusive": "no data", "Error": "error"}
 
 

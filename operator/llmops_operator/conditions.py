@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
+from .api.common import validation_message
+from .names import INVALID_SPEC, READY
+from .timestamps import now_text
+
 ConditionStatus = Literal["True", "False", "Unknown"]
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def set_condition(
@@ -26,7 +27,7 @@ def set_condition(
     transition = (
         previous["lastTransitionTime"]
         if previous is not None and previous.get("status") == status and previous.get("lastTransitionTime")
-        else (now or now_rfc3339())
+        else (now or now_text())
     )
     updated = {
         "type": type_,
@@ -47,3 +48,12 @@ def find_condition(conditions: list[dict[str, Any]], type_: str) -> dict[str, An
 def status_changes(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
     """The top-level status keys whose values differ: an empty result means write nothing."""
     return {key: value for key, value in desired.items() if current.get(key) != value}
+
+
+def invalid_spec_status(current: dict[str, Any], generation: int, error: ValidationError) -> dict[str, Any]:
+    """The status of an object whose spec does not parse: Ready False, InvalidSpec, and the
+    fields the API server's schema let through; everything else in status is left as it is."""
+    conditions = set_condition(
+        current.get("conditions") or [], READY, "False", INVALID_SPEC, validation_message(error), generation
+    )
+    return {"observedGeneration": generation, "conditions": conditions}

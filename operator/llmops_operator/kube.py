@@ -7,12 +7,13 @@ so it speaks REST paths directly through the official client's ``ApiClient``.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
 
 from . import FIELD_MANAGER, GROUP, VERSION
+from .conditions import status_changes
+from .timestamps import format_micro_time, format_time, now
 
 # Connections kept open to the API server: one for each thread that may call it at once (the
 # LLMDeployment passes' 64 + 16, kopf's 16). With the client's default, five per core, a burst
@@ -22,13 +23,14 @@ API_CONNECTIONS = 96
 RESOURCES: dict[str, tuple[str, str]] = {
     "Deployment": ("/apis/apps/v1", "deployments"),
     "Service": ("/api/v1", "services"),
-    "Pod": ("/api/v1", "pods"),
     "PersistentVolumeClaim": ("/api/v1", "persistentvolumeclaims"),
     "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
     "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
     "ServiceMonitor": ("/apis/monitoring.coreos.com/v1", "servicemonitors"),
     "Job": ("/apis/batch/v1", "jobs"),
     "ConfigMap": ("/api/v1", "configmaps"),
+    "Event": ("/api/v1", "events"),
+    "HTTPRoute": ("/apis/gateway.networking.k8s.io/v1", "httproutes"),
     "LLMDeployment": (f"/apis/{GROUP}/{VERSION}", "llmdeployments"),
     "CanaryRollout": (f"/apis/{GROUP}/{VERSION}", "canaryrollouts"),
     "DriftMonitor": (f"/apis/{GROUP}/{VERSION}", "driftmonitors"),
@@ -78,10 +80,6 @@ class Kube:
                 return None
             raise
 
-    def list(self, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        result = self.request("GET", self._path(kind, namespace), query=[("labelSelector", label_selector)])
-        return list(result.get("items") or [])
-
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply under the operator's field manager, taking fields back from hand edits."""
         meta = obj["metadata"]
@@ -90,6 +88,21 @@ class Kube:
         return dict(
             self.request("PATCH", path, query=query, body=obj, content_type="application/apply-patch+yaml")
         )
+
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """PUT the whole object (for one the operator does not own, where apply would take fields)."""
+        meta = obj["metadata"]
+        return dict(self.request("PUT", self._path(obj["kind"], meta["namespace"], meta["name"]), body=obj))
+
+    def merge_patch(
+        self, kind: str, namespace: str, name: str, changes: dict[str, Any], sub: str | None = None
+    ) -> dict[str, Any]:
+        """A JSON merge patch of the object (or of its ``sub`` resource: ``scale``, ``status``)."""
+        path = self._path(kind, namespace, name, sub)
+        return dict(self.request("PATCH", path, body=changes, content_type="application/merge-patch+json"))
+
+    def scale(self, kind: str, namespace: str, name: str, replicas: int) -> None:
+        self.merge_patch(kind, namespace, name, {"spec": {"replicas": replicas}}, sub="scale")
 
     def create(self, obj: dict[str, Any]) -> bool:
         """POST; False when an object of that name exists already (nothing is overwritten)."""
@@ -115,14 +128,23 @@ class Kube:
 
     def patch_status(self, kind: str, namespace: str, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Merge ``changes`` into the status; returns the object as written."""
-        path = self._path(kind, namespace, name, "status")
-        body = {"status": changes}
-        return dict(self.request("PATCH", path, body=body, content_type="application/merge-patch+json"))
+        return self.merge_patch(kind, namespace, name, {"status": changes}, sub="status")
+
+    def write_status(
+        self, obj: dict[str, Any], current: dict[str, Any], desired: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Write the top-level status fields of ``desired`` that differ from ``current``; nothing
+        when none does. Returns the object as written, or None when nothing was."""
+        changes = status_changes(current, desired)
+        if not changes:
+            return None
+        meta = obj["metadata"]
+        return self.patch_status(obj["kind"], meta["namespace"], meta["name"], changes)
 
     def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """A core/v1 Event about ``obj``, for ``kubectl describe`` and ``kubectl get events``."""
         meta = obj["metadata"]
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        moment = now()
         event = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -140,18 +162,25 @@ class Kube:
             "source": {"component": FIELD_MANAGER},
             "reportingComponent": FIELD_MANAGER,
             "reportingInstance": FIELD_MANAGER,
-            "firstTimestamp": now[:19] + "Z",
-            "lastTimestamp": now[:19] + "Z",
-            "eventTime": now,
+            "firstTimestamp": format_time(moment),
+            "lastTimestamp": format_time(moment),
+            "eventTime": format_micro_time(moment),
             "action": reason,
             "count": 1,
         }
-        self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)
+        self.request("POST", self._path("Event", meta["namespace"]), body=event)
+
+    def server_version(self) -> dict[str, Any]:
+        return dict(self.request("GET", "/version"))
+
+    def read_crd(self, name: str) -> dict[str, Any]:
+        """A CustomResourceDefinition by name; raises ApiException (404: not installed)."""
+        return dict(self.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"))
 
     def crd_exists(self, name: str) -> bool:
         """Whether a CRD is installed; one the operator may not read counts as absent."""
         try:
-            self.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+            self.read_crd(name)
         except client.ApiException as error:
             if error.status in (403, 404):
                 return False

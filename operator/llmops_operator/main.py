@@ -46,7 +46,7 @@ def preflight() -> None:
     kube = Kube()
     host = client.Configuration.get_default_copy().host
     try:
-        kube.request("GET", "/version")
+        kube.server_version()
     except client.ApiException as error:
         if error.status not in (401, 403):
             raise PreflightError(f"the Kubernetes API server at {host} answered {error.status}") from error
@@ -56,7 +56,7 @@ def preflight() -> None:
     for kind in KINDS:
         name = f"{kind.kind_info.plural}.{GROUP}"
         try:
-            kube.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+            kube.read_crd(name)
         except client.ApiException as error:
             if error.status == 404:
                 missing.append(name)

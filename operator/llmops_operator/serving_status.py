@@ -8,14 +8,34 @@ from dataclasses import dataclass
 from typing import Any
 
 from .conditions import ConditionStatus, set_condition
+from .names import (
+    AS_EXPECTED,
+    AVAILABLE,
+    CRASH_LOOPING,
+    CREATING,
+    DEGRADED,
+    IMAGE_PULL_FAILED,
+    INSUFFICIENT_GPU,
+    MODEL_LOADING,
+    MODEL_RESOLVED,
+    PENDING,
+    PROGRESSING,
+    READY,
+    ROLLING_OUT,
+    ROLLOUT_COMPLETE,
+    SCALED_TO_ZERO,
+    UNSCHEDULABLE,
+)
 from .rendering.llmdeployment import GPU_RESOURCE
 
 SERVER_CONTAINER = "vllm"
-FAILURE_REASONS = ("InsufficientGPU", "CrashLooping", "ImagePullFailed", "Unschedulable")
+FAILURE_REASONS = (INSUFFICIENT_GPU, CRASH_LOOPING, IMAGE_PULL_FAILED, UNSCHEDULABLE)
 
 
 @dataclass(frozen=True)
-class Verdict:
+class ConditionState:
+    """What one condition says: its status, reason and message."""
+
     status: ConditionStatus
     reason: str
     message: str
@@ -28,7 +48,7 @@ def _condition(pod: dict[str, Any], type_: str) -> dict[str, Any]:
     return {}
 
 
-def pod_problem(pods: list[dict[str, Any]]) -> Verdict | None:
+def pod_problem(pods: list[dict[str, Any]]) -> ConditionState | None:
     """The most serious reason, across pods, why replicas are not serving."""
     found: dict[str, str] = {}
     loading = 0
@@ -36,9 +56,11 @@ def pod_problem(pods: list[dict[str, Any]]) -> Verdict | None:
     for pod in live:
         name = pod["metadata"]["name"]
         scheduled = _condition(pod, "PodScheduled")
-        if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+        if (
+            scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable"
+        ):  # the scheduler's
             message = scheduled.get("message", "")
-            reason = "InsufficientGPU" if GPU_RESOURCE in message else "Unschedulable"
+            reason = INSUFFICIENT_GPU if GPU_RESOURCE in message else UNSCHEDULABLE
             found.setdefault(reason, f"pod {name} cannot be scheduled: {message}")
             continue
         status = pod.get("status") or {}
@@ -50,12 +72,12 @@ def pod_problem(pods: list[dict[str, Any]]) -> Verdict | None:
             if waiting.get("reason") == "CrashLoopBackOff":
                 last = ((container.get("lastState") or {}).get("terminated") or {}).get("reason", "an error")
                 found.setdefault(
-                    "CrashLooping",
+                    CRASH_LOOPING,
                     f"container {container['name']} of pod {name} keeps exiting ({last}); "
                     f"{container.get('restartCount', 0)} restarts",
                 )
             elif waiting.get("reason") in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName"):
-                found.setdefault("ImagePullFailed", f"pod {name} cannot pull {container.get('image', '')}")
+                found.setdefault(IMAGE_PULL_FAILED, f"pod {name} cannot pull {container.get('image', '')}")
             elif (
                 container["name"] == SERVER_CONTAINER
                 and "running" in (container.get("state") or {})
@@ -64,9 +86,9 @@ def pod_problem(pods: list[dict[str, Any]]) -> Verdict | None:
                 loading += 1
     for reason in FAILURE_REASONS:
         if reason in found:
-            return Verdict("True", reason, found[reason])
+            return ConditionState("True", reason, found[reason])
     if loading:
-        return Verdict("True", "ModelLoading", f"{loading} of {len(live)} pods are loading the model")
+        return ConditionState("True", MODEL_LOADING, f"{loading} of {len(live)} pods are loading the model")
     return None
 
 
@@ -74,7 +96,7 @@ def desired_status(
     *,
     generation: int,
     current: dict[str, Any],
-    model_resolved: Verdict,
+    model_resolved: ConditionState,
     model: dict[str, Any] | None,
     deployment: dict[str, Any] | None,
     pods: list[dict[str, Any]],
@@ -98,50 +120,61 @@ def desired_status(
     )
     problem = pod_problem(pods)
 
-    def put(type_: str, verdict: Verdict) -> None:
+    def put(type_: str, verdict: ConditionState) -> None:
         nonlocal conditions
         conditions = set_condition(
             conditions, type_, verdict.status, verdict.reason, verdict.message, generation, now
         )
 
-    put("ModelResolved", model_resolved)
+    put(MODEL_RESOLVED, model_resolved)
     if deployment is None:
-        waiting = model_resolved if model_resolved.status != "True" else Verdict("False", "Creating", "")
-        reason = waiting.reason if waiting.status != "True" else "Creating"
-        put("Ready", Verdict("False", reason, waiting.message or "the Deployment does not exist yet"))
-        put("Progressing", Verdict("True", reason, "waiting for the model before creating the Deployment"))
+        waiting = model_resolved if model_resolved.status != "True" else ConditionState("False", CREATING, "")
+        reason = waiting.reason if waiting.status != "True" else CREATING
+        put(READY, ConditionState("False", reason, waiting.message or "the Deployment does not exist yet"))
+        put(
+            PROGRESSING,
+            ConditionState("True", reason, "waiting for the model before creating the Deployment"),
+        )
     else:
         if desired_replicas == 0:
-            put("Ready", Verdict("False", "ScaledToZero", "replicas is 0"))
+            put(READY, ConditionState("False", SCALED_TO_ZERO, "replicas is 0"))
         elif ready >= desired_replicas:
             put(
-                "Ready",
-                Verdict("True", "Available", f"{ready}/{desired_replicas} replicas ready at {endpoint}"),
+                READY,
+                ConditionState("True", AVAILABLE, f"{ready}/{desired_replicas} replicas ready at {endpoint}"),
             )
         else:
-            verdict = problem or Verdict("True", "Pending", "")
+            verdict = problem or ConditionState("True", PENDING, "")
             message = verdict.message or "replicas are starting"
             put(
-                "Ready",
-                Verdict("False", verdict.reason, f"{ready}/{desired_replicas} replicas ready; {message}"),
+                READY,
+                ConditionState(
+                    "False", verdict.reason, f"{ready}/{desired_replicas} replicas ready; {message}"
+                ),
             )
         if rolled_out:
-            put("Progressing", Verdict("False", "RolloutComplete", f"{desired_replicas} replicas up to date"))
+            put(
+                PROGRESSING,
+                ConditionState("False", ROLLOUT_COMPLETE, f"{desired_replicas} replicas up to date"),
+            )
         else:
-            reason = problem.reason if problem is not None else "RollingOut"
+            reason = problem.reason if problem is not None else ROLLING_OUT
             updated = int(dep_status.get("updatedReplicas") or 0)
-            put("Progressing", Verdict("True", reason, f"{updated}/{desired_replicas} replicas updated"))
+            put(
+                PROGRESSING,
+                ConditionState("True", reason, f"{updated}/{desired_replicas} replicas updated"),
+            )
     if problem is not None and problem.reason in FAILURE_REASONS:
-        put("Degraded", problem)
+        put(DEGRADED, problem)
     elif model_resolved.status == "False" and deployment is not None:
         put(
-            "Degraded",
-            Verdict(
+            DEGRADED,
+            ConditionState(
                 "True", model_resolved.reason, f"serving the last resolved model; {model_resolved.message}"
             ),
         )
     else:
-        put("Degraded", Verdict("False", "AsExpected", ""))
+        put(DEGRADED, ConditionState("False", AS_EXPECTED, ""))
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "conditions": conditions,

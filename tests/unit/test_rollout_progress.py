@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llmops_operator.api.canaryrollout import AnalysisSpec, CanaryRolloutSpec, CanaryRolloutStatus
-from llmops_operator.handlers.canaryrollout import merged, request_of
 from llmops_operator.rollout.analysis import Measurement
+from llmops_operator.rollout.canary import merged
+from llmops_operator.rollout.gates import request_of
 from llmops_operator.rollout.progress import (
     DEFAULT_STEPS,
     Step,
@@ -23,7 +24,8 @@ from llmops_operator.rollout.progress import (
     stable_replicas,
     start_step,
 )
-from llmops_operator.routing.gateway_api import RouteNotUsable, route_weight, weighted_rules
+from llmops_operator.routing.base import RouteNotUsable
+from llmops_operator.routing.gateway_api import route_weight, weighted_rules
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -245,7 +247,7 @@ def test_manual_requests_are_read_from_the_annotation() -> None:
 
 
 def test_ended_rollouts_stop_costing_api_reads() -> None:
-    from llmops_operator.handlers.canaryrollout import settled
+    from llmops_operator.rollout.gates import settled
 
     promoted = {"status": {"phase": "Promoted"}, "metadata": {}}
     assert settled(promoted, T0)
@@ -261,7 +263,7 @@ def test_ended_rollouts_stop_costing_api_reads() -> None:
 
 
 def test_a_pinned_canary_version_stops_following_the_alias() -> None:
-    from llmops_operator.handlers.canaryrollout import canary_overlay
+    from llmops_operator.rollout.canary import canary_overlay
 
     rollout = spec()  # canary models:/m/2
     following = {"model": {"uri": "models:/m@champion", "followAlias": True}}

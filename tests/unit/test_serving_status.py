@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from llmops_operator.conditions import find_condition
-from llmops_operator.serving_status import Verdict, desired_status, pod_problem
+from llmops_operator.serving_status import ConditionState, desired_status, pod_problem
 
-RESOLVED = Verdict("True", "Resolved", "models:/llama@champion is version 7")
+RESOLVED = ConditionState("True", "Resolved", "models:/llama@champion is version 7")
 
 
 def deployment(
@@ -119,7 +119,7 @@ def test_loading_model_is_progressing_not_degraded() -> None:
 
 
 def test_gpu_shortage_outranks_loading() -> None:
-    assert pod_problem([LOADING, UNSCHEDULABLE_GPU]) == Verdict(
+    assert pod_problem([LOADING, UNSCHEDULABLE_GPU]) == ConditionState(
         "True",
         "InsufficientGPU",
         pod_problem([UNSCHEDULABLE_GPU]).message,  # type: ignore[union-attr]
@@ -137,7 +137,9 @@ def test_old_replicas_still_running_means_rollout_in_progress() -> None:
 
 
 def test_registry_down_while_serving_is_degraded_but_ready() -> None:
-    down = Verdict("False", "RegistryUnavailable", "MLflow at http://m is unreachable: connection refused")
+    down = ConditionState(
+        "False", "RegistryUnavailable", "MLflow at http://m is unreachable: connection refused"
+    )
     status = status_for(deployment(2, 2), [], model_resolved=down)
     assert condition(status, "Ready") == ("True", "Available")
     assert condition(status, "ModelResolved") == ("False", "RegistryUnavailable")
@@ -145,7 +147,7 @@ def test_registry_down_while_serving_is_degraded_but_ready() -> None:
 
 
 def test_unknown_model_before_any_deployment() -> None:
-    missing = Verdict("False", "ModelNotFound", "registered model 'llama' has no alias 'champion'")
+    missing = ConditionState("False", "ModelNotFound", "registered model 'llama' has no alias 'champion'")
     status = status_for(None, [], model_resolved=missing, model=None)
     assert condition(status, "Ready") == ("False", "ModelNotFound")
     assert "model" not in status

@@ -6,7 +6,7 @@ import pytest
 
 from llmops_operator.durations import parse_duration
 from llmops_operator.kube import contains
-from llmops_operator.models import RegistryRef, parse_registry_uri, source_kind
+from llmops_operator.model_uris import RegistryRef, parse_registry_uri, source_kind
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("5m", 300), ("1h30m", 5400), ("250ms", 0.25)])

@@ -23,10 +23,9 @@ from ..drift.report import render_report
 from ..drift.retraining import EVENT_LABEL, MONITOR_LABEL, job_result, retraining_job
 from ..durations import parse_duration
 from ..kube import Kube, api_error_text
-from ..metrics import MetricsUnavailable, QueryFailed
-from ..metrics.prometheus import PrometheusProvider
+from ..metrics import MetricsUnavailable, QueryFailed, provider_for
 from ..metrics.templates import TemplateError
-from ..models import parse_registry_uri
+from ..model_uris import parse_registry_uri
 from ..registry.mlflow import (
     ArtifactNotFound,
     RegistryUnavailable,
@@ -115,13 +114,13 @@ class DriftMonitorController:
         events: list[tuple[str, str, str]],
     ) -> None:
         meta = body["metadata"]
-        url = spec.prometheus.address if spec.prometheus is not None else self.settings.prometheus_url
+        provider = provider_for(spec.prometheus, self.settings.prometheus_url)
         baseline_window, current_window = check.windows(spec, now)
         updates["lastCheckTime"] = now.strftime(TIME_FORMAT)
         no_verdict = "no verdict without a baseline and current samples; no retraining"
         try:
             dataset = self._dataset(spec, meta["namespace"]) if spec.baseline.dataset is not None else None
-            observed = check.collect(spec, PrometheusProvider(url), meta["namespace"], now, dataset)
+            observed = check.collect(spec, provider, meta["namespace"], now, dataset)
         except MetricsUnavailable as error:
             condition("Ready", "False", "MetricsUnavailable", str(error))
             condition("Drifted", "Unknown", "MetricsUnavailable", no_verdict)

@@ -7,10 +7,8 @@ from typing import Any
 
 import kopf
 
-from .. import GROUP
 from ..config import Settings
-
-PERSISTENCE_PREFIX = GROUP
+from ..names import FINALIZER, KOPF_PREFIX
 
 
 def register(config: Settings) -> None:
@@ -22,9 +20,9 @@ def register(config: Settings) -> None:
 def configure(settings: kopf.OperatorSettings, config: Settings) -> None:
     # Progress and the last-handled spec live in our own annotations, never in status (which is
     # the users' view). Git's field manager does not own those keys, so Argo CD sees no diff.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PERSISTENCE_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=PERSISTENCE_PREFIX)
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=KOPF_PREFIX)
+    settings.persistence.finalizer = FINALIZER
     # A standby takes over within one lifetime of the leader's last keepalive (kopf's default is 60 s).
     settings.peering.lifetime = config.peering_lifetime_seconds
     # kopf posts an Event per handler run; humans need only warnings from it (ours are explicit).

@@ -24,17 +24,36 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from .. import FIELD_MANAGER, GROUP, VERSION, telemetry
-from ..api.common import validation_message
+from .. import GROUP, VERSION, telemetry
 from ..api.llmdeployment import LLMDeploymentSpec, ResolvedModel
-from ..conditions import find_condition, now_rfc3339, set_condition, status_changes
+from ..conditions import find_condition, invalid_spec_status, set_condition
 from ..config import Settings
 from ..durations import parse_duration
 from ..kube import Kube, contains
-from ..models import parse_registry_uri
-from ..registry.mlflow import ModelNotFound, RegistryUnavailable, resolve
+from ..model_uris import parse_registry_uri
+from ..names import (
+    APPLIED,
+    CRD_NOT_INSTALLED,
+    CREATED,
+    DIRECT_SOURCE,
+    KUBECTL_LAST_APPLIED_ANNOTATION,
+    LAST_HANDLED_ANNOTATION,
+    MANAGED,
+    MODEL_NOT_FOUND,
+    MODEL_RESOLVED,
+    MODEL_VERSION_CHANGED,
+    OWNER_LABEL,
+    READY,
+    REGISTRY_UNAVAILABLE,
+    RESOLVED,
+    RESOLVING,
+    SERVES_FOR_ANNOTATION,
+    SERVICE_MONITOR_READY,
+)
+from ..registry.mlflow import ModelNotFound, RegistryUnavailable, ResolvedVersion, resolve
 from ..rendering import llmdeployment as rendering
-from ..serving_status import FAILURE_REASONS, Verdict, desired_status
+from ..serving_status import FAILURE_REASONS, ConditionState, desired_status
+from ..timestamps import now_text
 from ..workqueue import RETRY, CoalescingQueue, KeyedLocks, RetryLater
 
 PRUNABLE_KINDS = ("PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor")
@@ -48,12 +67,8 @@ CHILD_RESOURCES: dict[str, tuple[str, str, str]] = {
     "ServiceMonitor": ("monitoring.coreos.com/v1", "servicemonitors", "servicemonitor_index"),
 }
 # Large fields nothing here reads; left out of the in-memory copies.
-UNREAD_ANNOTATIONS = (
-    "kubectl.kubernetes.io/last-applied-configuration",
-    f"{GROUP}/last-handled-configuration",
-)
+UNREAD_ANNOTATIONS = (KUBECTL_LAST_APPLIED_ANNOTATION, LAST_HANDLED_ANNOTATION)
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
-MANAGED = {"app.kubernetes.io/managed-by": FIELD_MANAGER}
 CRD_CHECK_SECONDS = 60.0
 # Threads for passes: creates and spec changes have their own, so status work from children's
 # events never queues ahead of them. Passes mostly wait on the API server (a Service create can
@@ -70,7 +85,7 @@ class Resolution:
     from a watch can be older than the status this process wrote, and must not undo it."""
 
     uri: str
-    verdict: Verdict
+    verdict: ConditionState
     model: dict[str, Any] | None
     answered_at: float | None  # monotonic time of the last answer (None: never answered)
 
@@ -105,53 +120,41 @@ class LLMDeploymentController:
         remembered = self._resolutions.get(uid)
         if remembered is not None and remembered.uri == uri:
             return remembered
-        condition = find_condition(status.get("conditions") or [], "ModelResolved")
+        condition = find_condition(status.get("conditions") or [], MODEL_RESOLVED)
         if condition is None:
             return None
         previous = status.get("model") if (status.get("model") or {}).get("uri") == uri else None
-        verdict = Verdict(condition["status"], condition["reason"], condition.get("message", ""))
+        verdict = ConditionState(condition["status"], condition["reason"], condition.get("message", ""))
         return Resolution(uri, verdict, previous, None)
 
     def _resolution(
         self, spec: LLMDeploymentSpec, uid: str, status: dict[str, Any], ask_registry: bool
-    ) -> tuple[Verdict, dict[str, Any] | None]:
+    ) -> tuple[ConditionState, dict[str, Any] | None]:
         uri = spec.model.uri
         ref = parse_registry_uri(uri)
         if ref is None:
             model = ResolvedModel(uri=uri, version=spec.model.revision or "", source=uri)
-            return Verdict("True", "DirectSource", f"serving {uri}"), model.model_dump(exclude_none=True)
+            return ConditionState("True", DIRECT_SOURCE, f"serving {uri}"), model.model_dump(
+                exclude_none=True
+            )
         known = self._known(uri, uid, status)
         previous = known.model if known is not None else None
-        due = (
-            known is None
-            or previous is None
-            or known.verdict.status != "True"
-            or known.answered_at is None
-            or (
-                spec.model.follow_alias
-                and time.monotonic() - known.answered_at >= parse_duration(spec.model.alias_poll_interval)
-            )
-        )
-        if not (ask_registry and due):  # keep what the last registry answer said
-            if known is None:
-                return Verdict("Unknown", "Resolving", f"asking the registry for {uri}"), previous
+        if not (ask_registry and registry_due(spec, known, time.monotonic())):
+            if known is None:  # keep what the last registry answer said
+                return ConditionState("Unknown", RESOLVING, f"asking the registry for {uri}"), previous
             return known.verdict, previous
         tracking_uri = spec.model.tracking_uri or self.settings.mlflow_tracking_uri
         answered_at = known.answered_at if known is not None else None
         try:
             found = resolve(ref, tracking_uri)
         except RegistryUnavailable as error:
-            verdict = Verdict("False", "RegistryUnavailable", str(error))
+            verdict = ConditionState("False", REGISTRY_UNAVAILABLE, str(error))
         except ModelNotFound as error:
-            verdict = Verdict("False", "ModelNotFound", str(error))
+            verdict = ConditionState("False", MODEL_NOT_FOUND, str(error))
         else:
             answered_at = time.monotonic()
-            verdict = Verdict("True", "Resolved", f"{uri} is version {found.version} at {found.source}")
-            if previous is None or previous.get("version") != found.version:  # else keep resolvedAt
-                model = ResolvedModel(
-                    uri=uri, version=found.version, source=found.source, resolved_at=now_rfc3339()
-                )
-                previous = model.model_dump(exclude_none=True)
+            verdict = ConditionState("True", RESOLVED, f"{uri} is version {found.version} at {found.source}")
+            previous = resolved_model(uri, found, previous)
         self._resolutions[uid] = Resolution(uri, verdict, previous, answered_at)
         return verdict, previous
 
@@ -173,7 +176,7 @@ class LLMDeploymentController:
         live: dict[str, dict[str, Any] | None],
         kinds: Collection[str] | None,
         replicas_override: int | None,
-    ) -> tuple[Verdict | None, dict[str, Any] | None]:
+    ) -> tuple[ConditionState | None, dict[str, Any] | None]:
         """Apply each child that differs from its live copy in ``live`` (kind -> object or None).
 
         ``kinds`` limits the comparison to those kinds (a child's own event); None compares every
@@ -189,7 +192,7 @@ class LLMDeploymentController:
             tracking_uri,
             replicas_override,
         )
-        monitor: Verdict | None = None
+        monitor: ConditionState | None = None
         applied = []
         deployment = live.get("Deployment")
         for child in children:
@@ -197,9 +200,9 @@ class LLMDeploymentController:
             if kind == "ServiceMonitor":
                 if not self._service_monitor_crd_installed():
                     message = f"{SERVICE_MONITOR_CRD} is not installed; no ServiceMonitor"
-                    monitor = Verdict("False", "CRDNotInstalled", message)
+                    monitor = ConditionState("False", CRD_NOT_INSTALLED, message)
                     continue
-                monitor = Verdict("True", "Created", f"ServiceMonitor {name} scrapes /metrics")
+                monitor = ConditionState("True", CREATED, f"ServiceMonitor {name} scrapes /metrics")
             if kinds is not None and kind not in kinds:
                 continue
             current = live.get(kind)
@@ -212,7 +215,7 @@ class LLMDeploymentController:
             rendered = {child["kind"] for child in children}
             applied.extend(self._prune(owner, live, rendered))
         if applied:  # only real changes get here, so each is worth an Event
-            self.kube.post_event(body, "Normal", "Applied", ", ".join(applied))
+            self.kube.post_event(body, "Normal", APPLIED, ", ".join(applied))
         return monitor, deployment
 
     def _prune(
@@ -223,7 +226,7 @@ class LLMDeploymentController:
             current = live.get(kind)
             if kind in rendered or current is None:
                 continue
-            if (current["metadata"].get("labels") or {}).get(rendering.OWNER_LABEL) == owner.name:
+            if (current["metadata"].get("labels") or {}).get(OWNER_LABEL) == owner.name:
                 self.kube.delete(kind, owner.namespace, current["metadata"]["name"])
                 removed.append(f"{kind}/{current['metadata']['name']} (deleted)")
         return removed
@@ -244,30 +247,22 @@ class LLMDeploymentController:
         watches, ``kinds`` limits which children are compared, ``replicas_override`` comes from a
         CanaryRollout that splits traffic by replica ratio. Callers hold ``lock(namespace, name)``."""
         meta = body["metadata"]
-        namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
         generation = int(meta.get("generation") or 0)
         status = self._current_status(body)
         try:
             spec = LLMDeploymentSpec.model_validate(body.get("spec") or {})
         except ValidationError as error:
-            message = validation_message(error)
-            conditions = set_condition(
-                status.get("conditions") or [], "Ready", "False", "InvalidSpec", message, generation
-            )
-            self._write_status(body, status, {"observedGeneration": generation, "conditions": conditions})
-            self._handled[uid] = _inputs(body)
+            self._write_status(body, status, invalid_spec_status(status, generation, error))
+            self._handled[meta["uid"]] = _inputs(body)
             return
-        serves = (meta.get("annotations") or {}).get(rendering.SERVES_FOR_ANNOTATION, "")
-        owner = rendering.Owner(name=name, namespace=namespace, uid=uid, serves=serves)
-        verdict, model = self._resolution(spec, uid, status, ask_registry)
+        owner = owner_of_object(body)
+        verdict, model = self._resolution(spec, owner.uid, status, ask_registry)
         self._announce_model(body, status, verdict, model)
-        monitor = None
-        deployment = live.get("Deployment")
+        monitor, deployment = None, live.get("Deployment")
         if model is not None:
             monitor, deployment = self._apply_children(
                 spec, owner, model, body, live, kinds, replicas_override
             )
-        selector = ",".join(f"{k}={v}" for k, v in rendering.selector_labels(owner).items())
         desired = desired_status(
             generation=generation,
             current=status,
@@ -276,13 +271,13 @@ class LLMDeploymentController:
             deployment=deployment,
             pods=pods if deployment is not None else [],
             desired_replicas=spec.replicas if replicas_override is None else replicas_override,
-            selector=selector,
+            selector=",".join(f"{k}={v}" for k, v in rendering.selector_labels(owner).items()),
             endpoint=rendering.endpoint_url(owner),
         )
         if monitor is not None:
             desired["conditions"] = set_condition(
                 desired["conditions"],
-                "ServiceMonitorReady",
+                SERVICE_MONITOR_READY,
                 monitor.status,
                 monitor.reason,
                 monitor.message,
@@ -291,8 +286,8 @@ class LLMDeploymentController:
         self._announce_readiness(body, status, desired)
         self._write_status(body, status, desired)
         if kinds is None:
-            self._handled[uid] = _inputs(body)
-        if verdict.reason == "RegistryUnavailable" and ask_registry:
+            self._handled[owner.uid] = _inputs(body)
+        if verdict.reason == REGISTRY_UNAVAILABLE and ask_registry:
             raise RetryLater(verdict.message)
 
     def handled(self, body: dict[str, Any]) -> bool:
@@ -325,11 +320,10 @@ class LLMDeploymentController:
         return dict(body.get("status") or {})
 
     def _write_status(self, body: dict[str, Any], current: dict[str, Any], desired: dict[str, Any]) -> None:
-        changes = status_changes(current, desired)
-        if not changes:
+        updated = self.kube.write_status(body, current, desired)
+        if updated is None:
             return
         meta = body["metadata"]
-        updated = self.kube.patch_status("LLMDeployment", meta["namespace"], meta["name"], changes)
         before = self._status_writes.get(meta["uid"])
         older = {str(meta.get("resourceVersion"))}
         if before is not None:
@@ -347,37 +341,65 @@ class LLMDeploymentController:
         self.kube.post_event(body, "Warning" if warning else "Normal", reason, message)
 
     def _announce_model(
-        self, body: dict[str, Any], status: dict[str, Any], verdict: Verdict, model: dict[str, Any] | None
+        self,
+        body: dict[str, Any],
+        status: dict[str, Any],
+        verdict: ConditionState,
+        model: dict[str, Any] | None,
     ) -> None:
-        said = {"type": "ModelResolved", **asdict(verdict)}
+        said = {"type": MODEL_RESOLVED, **asdict(verdict)}
         if verdict.status == "False" and not _says(status, said):
             self._announce(body, "model", True, verdict.reason, verdict.message)
         previous = status.get("model") or {}
         if (
             model is not None
             and previous.get("version") != model.get("version")
-            and verdict.reason == "Resolved"
+            and verdict.reason == RESOLVED
         ):
             change = f"from version {previous['version']} " if previous.get("version") else ""
-            self._announce(body, "model", False, "ModelVersionChanged", f"{change}to {verdict.message}")
+            self._announce(body, "model", False, MODEL_VERSION_CHANGED, f"{change}to {verdict.message}")
 
     def _announce_readiness(
         self, body: dict[str, Any], status: dict[str, Any], desired: dict[str, Any]
     ) -> None:
-        ready = find_condition(desired["conditions"], "Ready") or {}
+        ready = find_condition(desired["conditions"], READY) or {}
         if _says(status, ready):
             return  # announced when the status changed to this (by this process or one before it)
         if ready.get("status") == "True":
-            self._announce(body, "ready", False, "Ready", ready.get("message", ""))
+            self._announce(body, "ready", False, READY, ready.get("message", ""))
         elif ready.get("reason") in FAILURE_REASONS:
             self._announce(body, "ready", True, ready["reason"], ready.get("message", ""))
+
+
+def registry_due(spec: LLMDeploymentSpec, known: Resolution | None, moment: float) -> bool:
+    """Whether the registry must be asked again: never answered, or not with a model, or the
+    alias is followed and its poll interval has passed (``moment``: monotonic time)."""
+    if known is None or known.model is None or known.verdict.status != "True" or known.answered_at is None:
+        return True
+    poll = parse_duration(spec.model.alias_poll_interval)
+    return spec.model.follow_alias and moment - known.answered_at >= poll
+
+
+def resolved_model(uri: str, found: ResolvedVersion, previous: dict[str, Any] | None) -> dict[str, Any]:
+    """status.model for a registry answer; the previous one (and so its resolvedAt) when the
+    version did not change."""
+    if previous is not None and previous.get("version") == found.version:
+        return previous
+    model = ResolvedModel(uri=uri, version=found.version, source=found.source, resolved_at=now_text())
+    return model.model_dump(exclude_none=True)
+
+
+def owner_of_object(body: dict[str, Any]) -> rendering.Owner:
+    meta = body["metadata"]
+    serves = (meta.get("annotations") or {}).get(SERVES_FOR_ANNOTATION, "")
+    return rendering.Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"], serves=serves)
 
 
 def _inputs(body: dict[str, Any]) -> tuple[int, str]:
     """What a pass reads from the object besides its children: the spec (by its generation) and
     the annotation a CanaryRollout sets on a canary."""
     meta = body["metadata"]
-    serves = (meta.get("annotations") or {}).get(rendering.SERVES_FOR_ANNOTATION, "")
+    serves = (meta.get("annotations") or {}).get(SERVES_FOR_ANNOTATION, "")
     return int(meta.get("generation") or 0), serves
 
 
@@ -420,9 +442,22 @@ def stable_replicas_of(rollouts: Any) -> int | None:
     return None
 
 
-def register(settings: Settings) -> None:
-    """Handlers and the in-memory indexes they read, so child events cost no API reads."""
-    controller = LLMDeploymentController(settings, Kube())
+# Every kopf index a pass reads; register_indexes registers each of them.
+ROLLOUT_REPLICAS_INDEX = "rollout_replicas_index"
+NEEDED_INDEXES = (
+    "llmdeployment_index",
+    "pod_index",
+    ROLLOUT_REPLICAS_INDEX,
+    *(index_id for _, _, index_id in CHILD_RESOURCES.values()),
+)
+
+
+class MissingIndexes(kopf.PermanentError):
+    """An index a pass reads was not registered: the operator must not start."""
+
+
+def register_indexes() -> None:
+    """The in-memory copies a pass reads, so child events cost no API reads."""
 
     @kopf.index(GROUP, VERSION, "llmdeployments", id="llmdeployment_index")
     def llmdeployment_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
@@ -431,7 +466,7 @@ def register(settings: Settings) -> None:
     def child_index(
         namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
     ) -> dict[Any, Any] | None:
-        owner = labels.get(rendering.OWNER_LABEL)
+        owner = labels.get(OWNER_LABEL)
         return {(namespace, owner): in_memory_copy(body)} if owner else None
 
     for group_version, plural, index_id in CHILD_RESOURCES.values():
@@ -441,15 +476,52 @@ def register(settings: Settings) -> None:
     def pod_index(
         namespace: str | None, labels: kopf.Labels, meta: kopf.Meta, status: kopf.Status, **_: Any
     ) -> dict[Any, Any] | None:
-        owner = labels.get(rendering.OWNER_LABEL)
+        owner = labels.get(OWNER_LABEL)
         if not owner:
             return None
         summary = {"name": meta["name"], "deletionTimestamp": meta.get("deletionTimestamp")}
         return {(namespace, owner): {"metadata": summary, "status": dict(status)}}
 
+    @kopf.index(GROUP, VERSION, "canaryrollouts", id=ROLLOUT_REPLICAS_INDEX)
+    def rollout_replicas_index(
+        namespace: str | None, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, **_: Any
+    ) -> dict[Any, Any]:
+        """What stable_replicas_of reads of the rollouts of each target, and nothing more."""
+        state = {"phase": status.get("phase"), "stableReplicas": status.get("stableReplicas")}
+        summary = {"metadata": {"deletionTimestamp": meta.get("deletionTimestamp")}, "status": state}
+        return {(namespace, (spec.get("targetRef") or {}).get("name")): summary}
+
+
+class Passes:
+    """The queues of passes over LLMDeployments and the kopf indexes the passes read."""
+
+    def __init__(self, controller: LLMDeploymentController) -> None:
+        self.controller = controller
+        self.indexes: dict[str, Any] = {}  # kopf's: live mappings, handed over at startup
+        self.spec_changed: CoalescingQueue[tuple[str, str]] = CoalescingQueue(
+            self.queued, workers=SPEC_WORKERS, name="llmdeployment"
+        )
+        self.children_changed: CoalescingQueue[tuple[str, str]] = CoalescingQueue(
+            self.queued, workers=STATUS_WORKERS, name="llmdeployment-children"
+        )
+
+    def take_indexes(self, given: Mapping[str, Any]) -> None:
+        missing = [index_id for index_id in NEEDED_INDEXES if index_id not in given]
+        if missing:
+            raise MissingIndexes(
+                f"LLMDeployment passes read the kopf indexes {', '.join(missing)}, which are not "
+                "registered (handlers/llmdeployment.register_indexes registers them)"
+            )
+        self.indexes = {index_id: given[index_id] for index_id in NEEDED_INDEXES}
+
+    def owner_of(self, key: tuple[str, str]) -> dict[str, Any] | None:
+        """The LLMDeployment as the watch last saw it, unless it is going."""
+        body = _first(self.indexes["llmdeployment_index"].get(key))
+        return None if body is None or body["metadata"].get("deletionTimestamp") else body
+
     def run(
+        self,
         key: tuple[str, str],
-        indexes: Mapping[str, Any],
         *,
         kinds: Collection[str] | None,
         ask_registry: bool,
@@ -459,59 +531,57 @@ def register(settings: Settings) -> None:
         """Reconcile ``body`` (None: the watch's copy, read under the object's lock so it is the
         newest) with the children the watches hold. With ``kinds``, only those are compared;
         ``unless_handled`` skips an object whose generation a whole pass has already seen."""
-        with controller.lock(*key):
-            if body is None:
-                body = owner_of(key, indexes)
-                if body is None:
-                    return
-            if unless_handled and controller.handled(body):
+        with self.controller.lock(*key):
+            body = body if body is not None else self.owner_of(key)
+            if body is None or (unless_handled and self.controller.handled(body)):
                 return
+            indexes = self.indexes
             live = {child: _first(indexes[ids[2]].get(key)) for child, ids in CHILD_RESOURCES.items()}
             with telemetry.reconciling("LLMDeployment"):
-                controller.reconcile(
+                self.controller.reconcile(
                     body,
                     ask_registry=ask_registry,
                     live=live,
                     pods=list(indexes["pod_index"].get(key, [])),
                     kinds=kinds,
-                    replicas_override=stable_replicas_of(indexes["rollout_index"].get(key)),
+                    replicas_override=stable_replicas_of(indexes[ROLLOUT_REPLICAS_INDEX].get(key)),
                 )
             if kinds is None:
                 generation = body["metadata"].get("generation")
                 logger.info("LLMDeployment %s/%s generation %s reconciled", *key, generation)
 
-    def queued_pass(key: tuple[str, str], topics: frozenset[str]) -> None:
+    def queued(self, key: tuple[str, str], topics: frozenset[str]) -> None:
         """The object's own events and retries get a whole pass (and may ask the registry);
         children's events compare only their kinds."""
         whole = SPEC in topics or RETRY in topics
-        run(
-            key,
-            watched,
-            kinds=None if whole else topics,
-            ask_registry=whole,
-            unless_handled=topics == {SPEC},
-        )
+        self.run(key, kinds=None if whole else topics, ask_registry=whole, unless_handled=topics == {SPEC})
 
-    watched: dict[str, Any] = {}  # kopf's indexes: live mappings, handed to startup handlers too
-    spec_changed: CoalescingQueue[tuple[str, str]] = CoalescingQueue(
-        queued_pass, workers=SPEC_WORKERS, name="llmdeployment"
-    )
-    children_changed: CoalescingQueue[tuple[str, str]] = CoalescingQueue(
-        queued_pass, workers=STATUS_WORKERS, name="llmdeployment-children"
-    )
+    def mark(self, namespace: str | None, owner: str | None, kind: str) -> None:
+        if namespace and owner:
+            self.children_changed.mark((namespace, owner), kind)
+
+    def forget(self, key: tuple[str, str], uid: str) -> None:
+        self.controller.forget(*key, uid)
+        self.spec_changed.forget(key)
+        self.children_changed.forget(key)
+
+    def shutdown(self) -> None:
+        self.spec_changed.shutdown()
+        self.children_changed.shutdown()
+
+
+def register(settings: Settings) -> None:
+    """Handlers, the indexes they read, and the check at startup that every one is there."""
+    passes = Passes(LLMDeploymentController(settings, Kube()))
+    register_indexes()
 
     @kopf.on.startup()
     async def keep_indexes(**kwargs: Any) -> None:
-        watched.update({k: v for k, v in kwargs.items() if k.endswith("_index")})
+        passes.take_indexes(kwargs)
 
     @kopf.on.cleanup()
     async def stop_queues(**_: Any) -> None:
-        spec_changed.shutdown()
-        children_changed.shutdown()
-
-    def mark(namespace: str | None, owner: str | None, kind: str) -> None:
-        if namespace and owner:
-            children_changed.mark((namespace, owner), kind)
+        passes.shutdown()
 
     @kopf.on.event(GROUP, VERSION, "llmdeployments", id="changed")
     async def llmdeployment_changed(
@@ -524,11 +594,9 @@ def register(settings: Settings) -> None:
         deletion handler, since an object without a finalizer is gone before one could run."""
         key = (str(namespace), name)
         if type == "DELETED":
-            controller.forget(*key, uid)
-            spec_changed.forget(key)
-            children_changed.forget(key)
+            passes.forget(key, uid)
         else:
-            spec_changed.mark(key, SPEC)
+            passes.spec_changed.mark(key, SPEC)
 
     @kopf.on.timer(
         GROUP,
@@ -539,18 +607,19 @@ def register(settings: Settings) -> None:
         initial_delay=settings.resync_seconds,
         when=uses_registry,
     )
-    def resync(namespace: str | None, name: str, body: kopf.Body, **kwargs: Any) -> None:
+    def resync(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
         with contextlib.suppress(RetryLater):  # already in status; the next tick asks again
-            run((str(namespace), name), kwargs, kinds=None, ask_registry=True, body=dict(body))
+            passes.run((str(namespace), name), kinds=None, ask_registry=True, body=dict(body))
 
-    def owner_of(key: tuple[str, str], indexes: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The LLMDeployment as the watch last saw it, unless it is going."""
-        body = _first(indexes["llmdeployment_index"].get(key))
-        return None if body is None or body["metadata"].get("deletionTimestamp") else body
+    register_child_events(passes)
+
+
+def register_child_events(passes: Passes) -> None:
+    """Events of children, pods and rollouts mark their LLMDeployment for the kinds they touch."""
 
     def child_handler(kind: str) -> Any:
         async def child_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
-            mark(namespace, labels.get(rendering.OWNER_LABEL), kind)
+            passes.mark(namespace, labels.get(OWNER_LABEL), kind)
 
         return child_changed
 
@@ -560,9 +629,9 @@ def register(settings: Settings) -> None:
     @kopf.on.event("v1", "pods", labels=MANAGED, id="child-pod")
     async def pod_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
         """For status; the Deployment is compared too, with the watch's copy."""
-        mark(namespace, labels.get(rendering.OWNER_LABEL), "Deployment")
+        passes.mark(namespace, labels.get(OWNER_LABEL), "Deployment")
 
     @kopf.on.event(GROUP, VERSION, "canaryrollouts", id="rollout-replicas")
     async def rollout_changed(namespace: str | None, spec: kopf.Spec, **_: Any) -> None:
         """A rollout resizing its target under replica-ratio routing: apply the new count now."""
-        mark(namespace, (spec.get("targetRef") or {}).get("name"), "Deployment")
+        passes.mark(namespace, (spec.get("targetRef") or {}).get("name"), "Deployment")

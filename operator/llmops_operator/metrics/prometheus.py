@@ -54,7 +54,8 @@ class PrometheusProvider:
         return [float(value) for series in result for _, value in series.get("values", [])]
 
     def buckets(self, query: str, at: datetime) -> dict[float, float]:
-        """Cumulative count per ``le`` bound, from a query grouped ``by (le)``, evaluated at ``at``."""
+        """Prometheus histograms are cumulative already: the query is grouped ``by (le)``, and each
+        series' ``le`` label is the bucket's upper bound."""
         result = self._call(self._client.custom_query, query=query, params={"time": f"{at.timestamp():.3f}"})
         return {
             float(series["metric"]["le"]): float(series["value"][1])

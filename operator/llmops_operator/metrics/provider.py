@@ -11,16 +11,21 @@ class MetricsUnavailable(Exception):
 
 
 class QueryFailed(Exception):
-    """The backend answered but refused the query (bad PromQL, timeout on its side)."""
+    """The backend answered but refused the query (a bad query, a timeout on its side)."""
 
 
 class MetricsProvider(Protocol):
+    """Queries are in the backend's own language (PromQL for Prometheus); a provider only runs
+    them and hands back numbers in the shapes below, whatever the backend stores."""
+
     def instant(self, query: str) -> list[float]:
         """One value per series the query returns now; an empty list when it returns none."""
         ...
 
     def buckets(self, query: str, at: datetime) -> dict[float, float]:
-        """A histogram query's cumulative count per ``le`` bound, evaluated at ``at``."""
+        """A histogram as it stood at ``at``: each bucket's upper bound -> the count of observations
+        at or below it (cumulative, the last bound ``inf``). A backend that keeps per-bucket counts
+        or lower bounds converts them to this shape; one without histograms raises QueryFailed."""
         ...
 
     def range(

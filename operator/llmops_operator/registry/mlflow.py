@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import lazy
-from ..models import RegistryRef
+from ..model_uris import RegistryRef
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

@@ -18,17 +18,25 @@ from typing import Any
 from .. import API_VERSION, FIELD_MANAGER
 from ..api.llmdeployment import LLMDeploymentSpec, ResolvedModel
 from ..durations import parse_duration
-from ..models import source_kind
+from ..model_uris import source_kind
+from ..names import (
+    APP_VERSION_LABEL,
+    COMPONENT_LABEL,
+    GPU_PRODUCT_LABEL,
+    INSTANCE_LABEL,
+    MANAGED_BY_LABEL,
+    MODEL_VERSION_LABEL,
+    NAME_LABEL,
+    OWNER_LABEL,
+    PART_OF_LABEL,
+    SCRAPE_ANNOTATION,
+    SCRAPE_PATH_ANNOTATION,
+    SCRAPE_PORT_ANNOTATION,
+    SERVES_LABEL,
+)
 
 SERVING_PORT = 8000
 GPU_RESOURCE = "nvidia.com/gpu"
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-OWNER_LABEL = "llmops.dev/llmdeployment"
-VERSION_LABEL = "llmops.dev/model-version"
-# Pods carry the name of the Service that sends them traffic; a canary under replica-ratio routing
-# carries its stable's name (from this annotation on the canary LLMDeployment) and so joins it.
-SERVES_LABEL = "llmops.dev/serves"
-SERVES_FOR_ANNOTATION = "llmops.dev/serves-for"
 MODELS_MOUNT = "/models"
 CACHE_MOUNT = f"{MODELS_MOUNT}/cache"
 FETCH_MOUNT = f"{MODELS_MOUNT}/fetched"
@@ -62,16 +70,16 @@ def selector_labels(owner: Owner) -> dict[str, str]:
 
 def common_labels(owner: Owner, resolved: ResolvedModel) -> dict[str, str]:
     labels = {
-        "app.kubernetes.io/name": "vllm",
-        "app.kubernetes.io/instance": owner.name,
-        "app.kubernetes.io/component": "inference-server",
-        "app.kubernetes.io/part-of": "llmops",
-        "app.kubernetes.io/managed-by": FIELD_MANAGER,
+        NAME_LABEL: "vllm",
+        INSTANCE_LABEL: owner.name,
+        COMPONENT_LABEL: "inference-server",
+        PART_OF_LABEL: "llmops",
+        MANAGED_BY_LABEL: FIELD_MANAGER,
         **selector_labels(owner),
     }
     if resolved.version:
-        labels[VERSION_LABEL] = label_value(resolved.version)
-        labels["app.kubernetes.io/version"] = label_value(resolved.version)
+        labels[MODEL_VERSION_LABEL] = label_value(resolved.version)
+        labels[APP_VERSION_LABEL] = label_value(resolved.version)
     return labels
 
 
@@ -345,9 +353,9 @@ def deployment(
 def service(resolved: ResolvedModel, owner: Owner) -> dict[str, Any]:
     meta = metadata(owner.name, owner, common_labels(owner, resolved))
     meta["annotations"] = {
-        "prometheus.io/scrape": "true",
-        "prometheus.io/port": str(SERVING_PORT),
-        "prometheus.io/path": "/metrics",
+        SCRAPE_ANNOTATION: "true",
+        SCRAPE_PORT_ANNOTATION: str(SERVING_PORT),
+        SCRAPE_PATH_ANNOTATION: "/metrics",
     }
     return {
         "apiVersion": "v1",
@@ -407,7 +415,7 @@ def cache_claim(spec: LLMDeploymentSpec, owner: Owner) -> dict[str, Any] | None:
     cache = spec.cache
     if cache is None:
         return None
-    labels = {**common_labels(owner, ResolvedModel()), "app.kubernetes.io/component": "model-cache"}
+    labels = {**common_labels(owner, ResolvedModel()), COMPONENT_LABEL: "model-cache"}
     claim_spec: dict[str, Any] = {
         "accessModes": [cache.access_mode],
         "resources": {"requests": {"storage": cache.size}},
@@ -435,7 +443,7 @@ def service_monitor(spec: LLMDeploymentSpec, resolved: ResolvedModel, owner: Own
             "endpoints": [{"port": "http", "path": "/metrics", "interval": monitor.interval}],
             # Series carry the pod's LLMDeployment and model version (as llmops_dev_llmdeployment
             # and llmops_dev_model_version): what CanaryRollout queries tell canary and stable by.
-            "podTargetLabels": [OWNER_LABEL, VERSION_LABEL],
+            "podTargetLabels": [OWNER_LABEL, MODEL_VERSION_LABEL],
         },
     }
 

@@ -20,9 +20,29 @@ from ..api.canaryrollout import (
 )
 from ..conditions import set_condition
 from ..durations import parse_duration
+from ..names import (
+    ABORTED,
+    ANALYSIS_FAILED,
+    METRICS_UNAVAILABLE,
+    NO_DATA,
+    NOT_PAUSED,
+    NOT_PROMOTED,
+    NOT_ROLLED_BACK,
+    PAUSED,
+    PROGRESSING,
+    PROMOTED,
+    PROMOTING,
+    READY,
+    ROLLED_BACK,
+    STEP_IN_PROGRESS,
+    WAITING,
+    WAITING_FOR_PROMOTE,
+)
+from ..timestamps import format_time, seconds_since
 from .analysis import Measurement, applicable, metrics_of
 
-AUTOMATIC_PAUSES = ("NoData", "MetricsUnavailable")
+AUTOMATIC_PAUSES = (NO_DATA, METRICS_UNAVAILABLE)
+TERMINAL = ("Promoted", "RolledBack")  # phases a rollout ends in
 Request = Literal["promote", "abort", "retry", "pause", "resume"]
 REQUESTS: tuple[Request, ...] = ("promote", "abort", "retry", "pause", "resume")
 
@@ -65,7 +85,7 @@ def plan(spec: CanaryRolloutSpec) -> list[Step]:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class RoundOutcome:
     """What the counters say after a measurement round."""
 
     rollback: str | None = None  # the failing metric, its value and threshold
@@ -73,22 +93,9 @@ class Verdict:
     pause_message: str = ""
 
 
-def _timestamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse(timestamp: str | None) -> datetime | None:
-    return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=None) if timestamp else None
-
-
-def _seconds_since(timestamp: str | None, now: datetime) -> float:
-    moment = _parse(timestamp)
-    return math.inf if moment is None else (now.replace(tzinfo=None) - moment).total_seconds()
-
-
 def start_step(status: CanaryRolloutStatus, index: int, now: datetime) -> None:
     status.current_step_index = index
-    status.step_started_at = _timestamp(now)
+    status.step_started_at = format_time(now)
     for tally in status.tallies:
         tally.successful = 0
 
@@ -100,16 +107,16 @@ def measurement_due(status: CanaryRolloutStatus, analysis: AnalysisSpec, now: da
     return (
         status.canary_weight > 0
         and status.weight_verified_at is not None
-        and _seconds_since(status.weight_verified_at, now) >= interval
-        and _seconds_since(status.last_measured_at, now) >= interval
+        and seconds_since(status.weight_verified_at, now) >= interval
+        and seconds_since(status.last_measured_at, now) >= interval
     )
 
 
 def record(
     status: CanaryRolloutStatus, measurements: list[Measurement], analysis: AnalysisSpec, now: datetime
-) -> Verdict:
+) -> RoundOutcome:
     """Count one round of measurements and say whether to roll back or pause."""
-    stamp = _timestamp(now)
+    stamp = format_time(now)
     status.last_measured_at = stamp
     tallies = {tally.name: tally for tally in status.tallies}
     latest = {m.metric: m for m in status.measurements}
@@ -142,7 +149,7 @@ def record(
     for tally in status.tallies:
         if tally.failed > analysis.failure_limit:
             last = latest[tally.name]
-            return Verdict(
+            return RoundOutcome(
                 rollback=(
                     f"metric {tally.name} failed {tally.failed} times (limit {analysis.failure_limit}): "
                     f"{last.value or 'no value'} against {last.threshold or 'the baseline'}"
@@ -152,15 +159,15 @@ def record(
     for tally in measured:  # a metric that sat out this round says nothing about data now
         if tally.consecutive_errors > analysis.consecutive_error_limit:
             message = f"{tally.name}: {latest[tally.name].message}"
-            return Verdict(pause="MetricsUnavailable", pause_message=message)
+            return RoundOutcome(pause=METRICS_UNAVAILABLE, pause_message=message)
     for tally in measured:
         if tally.consecutive_inconclusive > analysis.inconclusive_limit:
             message = (
                 f"{tally.name} had no data {tally.consecutive_inconclusive} times in a row: "
                 f"{latest[tally.name].message}; neither promoting nor rolling back"
             )
-            return Verdict(pause="NoData", pause_message=message)
-    return Verdict()
+            return RoundOutcome(pause=NO_DATA, pause_message=message)
+    return RoundOutcome()
 
 
 def advance(status: CanaryRolloutStatus, steps: list[Step], spec: CanaryRolloutSpec, now: datetime) -> bool:
@@ -182,7 +189,7 @@ def advance(status: CanaryRolloutStatus, steps: list[Step], spec: CanaryRolloutS
         elif step.kind == "pause":
             if step.duration_seconds is None:
                 return False
-            if _seconds_since(status.step_started_at, now) < step.duration_seconds:
+            if seconds_since(status.step_started_at, now) < step.duration_seconds:
                 return False
         else:
             if status.canary_weight == 0 or status.weight_verified_at is None:
@@ -218,7 +225,7 @@ def conditions_for(
     generation: int,
     detail: str,
     now: str,
-    waiting_reason: str = "Waiting",
+    waiting_reason: str = WAITING,
 ) -> list[dict[str, Any]]:
     """The five conditions, derived from the state so they can never disagree with it."""
     phase = status.phase
@@ -232,33 +239,33 @@ def conditions_for(
 
     indefinite = phase == "Progressing" and at_indefinite_pause(status, steps)
     if phase == "Promoted":
-        put("Progressing", "False", "Promoted", detail or "the canary is the new stable")
+        put(PROGRESSING, "False", PROMOTED, detail or "the canary is the new stable")
     elif phase == "RolledBack":
-        put("Progressing", "False", "RolledBack", detail)
+        put(PROGRESSING, "False", ROLLED_BACK, detail)
     elif phase == "Waiting":
-        put("Progressing", "False", waiting_reason, detail)
+        put(PROGRESSING, "False", waiting_reason, detail)
     elif status.paused_reason:
-        put("Progressing", "False", status.paused_reason, detail or where)
+        put(PROGRESSING, "False", status.paused_reason, detail or where)
     elif phase == "Promoting":
-        put("Progressing", "True", "Promoting", detail or "all steps passed")
+        put(PROGRESSING, "True", PROMOTING, detail or "all steps passed")
     else:
-        reason = "WaitingForPromote" if indefinite else "StepInProgress"
-        put("Progressing", "True", reason, detail or where)
+        reason = WAITING_FOR_PROMOTE if indefinite else STEP_IN_PROGRESS
+        put(PROGRESSING, "True", reason, detail or where)
     if status.paused_reason:
-        put("Paused", "True", status.paused_reason, detail or where)
+        put(PAUSED, "True", status.paused_reason, detail or where)
     elif indefinite:
-        put("Paused", "True", "WaitingForPromote", f"{where}: `kubectl llmops rollout promote` continues")
+        put(PAUSED, "True", WAITING_FOR_PROMOTE, f"{where}: `kubectl llmops rollout promote` continues")
     else:
-        put("Paused", "False", "NotPaused", "")
+        put(PAUSED, "False", NOT_PAUSED, "")
     promoted = phase == "Promoted"
-    put("Promoted", "True" if promoted else "False", "Promoted" if promoted else "NotPromoted", "")
+    put(PROMOTED, "True" if promoted else "False", PROMOTED if promoted else NOT_PROMOTED, "")
     if phase == "RolledBack":
-        reason = "Aborted" if detail.startswith("aborted") else "AnalysisFailed"
-        put("RolledBack", "True", reason, detail)
+        reason = ABORTED if detail.startswith("aborted") else ANALYSIS_FAILED
+        put(ROLLED_BACK, "True", reason, detail)
     else:
-        put("RolledBack", "False", "NotRolledBack", "")
+        put(ROLLED_BACK, "False", NOT_ROLLED_BACK, "")
     if promoted:
-        put("Ready", "True", "Promoted", detail or "the canary is the new stable")
+        put(READY, "True", PROMOTED, detail or "the canary is the new stable")
     else:
-        put("Ready", "False", phase or "Pending", detail or where)
+        put(READY, "False", phase or "Pending", detail or where)
     return conditions

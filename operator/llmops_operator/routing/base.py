@@ -6,6 +6,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
+class RouteNotUsable(Exception):
+    """The router's object (an HTTPRoute, ...) is missing or does not send traffic to the stable:
+    the rollout waits, and says this, until it is fixed."""
+
+
 @dataclass(frozen=True)
 class Sides:
     """Pods of both sides as the Deployments report them."""

@@ -10,17 +10,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from kubernetes.client import ApiException
-
+from ..api.canaryrollout import GatewayAPIRouting
 from ..kube import Kube
 from ..rollout.progress import canary_replicas
-from .base import Sides
-
-ROUTE_PATH = "/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/httproutes/{name}"
-
-
-class RouteNotUsable(Exception):
-    """The HTTPRoute is missing or does not send traffic to the stable Service."""
+from .base import RouteNotUsable, Sides
 
 
 def weighted_rules(route: dict[str, Any], stable: str, canary: str, weight: int) -> dict[str, Any]:
@@ -63,19 +56,17 @@ class GatewayAPIRouter:
 
     def __init__(self, kube: Kube, namespace: str, route: str, stable: str, canary: str) -> None:
         self.kube = kube
-        self.path = ROUTE_PATH.format(namespace=namespace, name=route)
+        self.namespace = namespace
         self.route, self.stable, self.canary = route, stable, canary
 
     def stable_replicas(self, weight: int, sides: Sides) -> int | None:
         return None  # the stable side keeps its capacity until promotion
 
     def _read(self) -> dict[str, Any]:
-        try:
-            return dict(self.kube.request("GET", self.path))
-        except ApiException as error:
-            if error.status == 404:
-                raise RouteNotUsable(f"HTTPRoute {self.route} not found") from error
-            raise
+        route = self.kube.get("HTTPRoute", self.namespace, self.route)
+        if route is None:
+            raise RouteNotUsable(f"HTTPRoute {self.route} not found")
+        return route
 
     def set_weight(self, weight: int, sides: Sides) -> bool:
         """Scale first, shift after: no weight reaches a canary whose pods are not Ready."""
@@ -83,9 +74,15 @@ class GatewayAPIRouter:
             return False
         route = self._read()
         if route_weight(route, self.canary) != weight or route_weight(route, self.stable) != 100 - weight:
-            self.kube.request("PUT", self.path, body=weighted_rules(route, self.stable, self.canary, weight))
+            self.kube.replace(weighted_rules(route, self.stable, self.canary, weight))
             route = self._read()  # verified by reading it back, not by trusting the write
         return route_weight(route, self.canary) == weight
 
     def describe(self) -> str:
         return f"HTTPRoute {self.route}"
+
+
+def from_spec(
+    routing: GatewayAPIRouting, kube: Kube, namespace: str, stable: str, canary: str
+) -> GatewayAPIRouter:
+    return GatewayAPIRouter(kube, namespace, routing.http_route, stable, canary)

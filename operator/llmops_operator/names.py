@@ -1,0 +1,115 @@
+"""Every name the operator writes or reads on objects it does not define the schema of: labels,
+annotations, MLflow tags, condition types and reasons. One place, so a rename is one line and a
+reader sees at once which strings are part of the operator's contract with its users."""
+
+from __future__ import annotations
+
+from . import FIELD_MANAGER, GROUP
+
+# -- labels -----------------------------------------------------------------------------------------
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+NAME_LABEL = "app.kubernetes.io/name"  # the recommended labels, on every child
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+PART_OF_LABEL = "app.kubernetes.io/part-of"
+APP_VERSION_LABEL = "app.kubernetes.io/version"
+MANAGED = {MANAGED_BY_LABEL: FIELD_MANAGER}  # the selector of every child's watch
+OWNER_LABEL = f"{GROUP}/llmdeployment"  # on every child: the LLMDeployment it belongs to
+MODEL_VERSION_LABEL = f"{GROUP}/model-version"
+# Pods carry the name of the Service that sends them traffic; a canary under replica-ratio routing
+# carries its stable's name (from SERVES_FOR_ANNOTATION on the canary LLMDeployment) and so joins it.
+SERVES_LABEL = f"{GROUP}/serves"
+CANARY_OF_LABEL = f"{GROUP}/canary-of"  # on a canary LLMDeployment: its stable
+ROLLOUT_LABEL = f"{GROUP}/canaryrollout"  # on a canary LLMDeployment: the rollout that made it
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # a node label, read by the GPU affinity
+
+# -- labels that are MLflow tags too (one name for both uses) ---------------------------------------
+# drift/retraining.py and handlers/driftmonitor.py still spell these MONITOR_LABEL/MONITOR_TAG and
+# EVENT_LABEL/EVENT_TAG (same values); they move here with the rewrite of the drift check.
+DRIFT_MONITOR_KEY = f"{GROUP}/driftmonitor"  # a retraining Job's and rollout's label; a check run's tag
+DRIFT_EVENT_KEY = f"{GROUP}/drift-event"  # the same, and the tag a trainer puts on its version
+
+# -- MLflow tags ------------------------------------------------------------------------------------
+VERDICT_TAG = f"{GROUP}/verdict"  # on a model version a rollout rejected
+REJECTED = "rejected"  # its value
+
+# -- annotations ------------------------------------------------------------------------------------
+SERVES_FOR_ANNOTATION = f"{GROUP}/serves-for"
+REQUEST_ANNOTATION = f"{GROUP}/request"  # ``verb`` or ``verb:nonce``, set by ``kubectl llmops``
+LAST_HANDLED_ANNOTATION = f"{GROUP}/last-handled-configuration"  # kopf's, under our prefix
+KUBECTL_LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
+KOPF_PREFIX = GROUP  # kopf's progress and diff-base annotations
+FINALIZER = f"{GROUP}/finalizer"
+SCRAPE_ANNOTATION = "prometheus.io/scrape"  # on the Service, for scrapers without ServiceMonitors
+SCRAPE_PORT_ANNOTATION = "prometheus.io/port"
+SCRAPE_PATH_ANNOTATION = "prometheus.io/path"
+
+# -- condition types --------------------------------------------------------------------------------
+READY = "Ready"
+PROGRESSING = "Progressing"
+DEGRADED = "Degraded"
+MODEL_RESOLVED = "ModelResolved"
+SERVICE_MONITOR_READY = "ServiceMonitorReady"
+PAUSED = "Paused"
+PROMOTED = "Promoted"
+ROLLED_BACK = "RolledBack"
+
+# -- condition reasons (and Event reasons of the same name) -----------------------------------------
+INVALID_SPEC = "InvalidSpec"
+# LLMDeployment: the model
+DIRECT_SOURCE = "DirectSource"
+RESOLVING = "Resolving"
+RESOLVED = "Resolved"
+REGISTRY_UNAVAILABLE = "RegistryUnavailable"
+MODEL_NOT_FOUND = "ModelNotFound"
+MODEL_VERSION_CHANGED = "ModelVersionChanged"
+# LLMDeployment: serving
+CREATING = "Creating"
+SCALED_TO_ZERO = "ScaledToZero"
+AVAILABLE = "Available"
+PENDING = "Pending"
+ROLLOUT_COMPLETE = "RolloutComplete"
+ROLLING_OUT = "RollingOut"
+AS_EXPECTED = "AsExpected"
+MODEL_LOADING = "ModelLoading"
+INSUFFICIENT_GPU = "InsufficientGPU"
+CRASH_LOOPING = "CrashLooping"
+IMAGE_PULL_FAILED = "ImagePullFailed"
+UNSCHEDULABLE = "Unschedulable"
+CRD_NOT_INSTALLED = "CRDNotInstalled"
+CREATED = "Created"
+APPLIED = "Applied"  # an Event: children written
+# CanaryRollout: why it waits (phase Waiting, condition Progressing False)
+WAITING = "Waiting"
+WAITING_FOR_ROLLOUT = "WaitingForRollout"
+TARGET_NOT_FOUND = "TargetNotFound"
+INVALID_TARGET = "InvalidTarget"
+TARGET_AUTOSCALES = "TargetAutoscales"
+INVALID_ANALYSIS = "InvalidAnalysis"
+WAITING_FOR_TARGET = "WaitingForTarget"
+# CanaryRollout: steps, pauses and endings
+STEP_IN_PROGRESS = "StepInProgress"
+WAITING_FOR_PROMOTE = "WaitingForPromote"
+PROMOTING = "Promoting"
+NOT_PAUSED = "NotPaused"
+NOT_PROMOTED = "NotPromoted"
+NOT_ROLLED_BACK = "NotRolledBack"
+ABORTED = "Aborted"
+ANALYSIS_FAILED = "AnalysisFailed"
+MANUAL = "Manual"  # pausedReason of a pause by request
+NO_DATA = "NoData"
+METRICS_UNAVAILABLE = "MetricsUnavailable"
+# CanaryRollout: Events
+STARTED = "Started"
+RETRY = "Retry"
+PAUSED_EVENT = "Paused"
+RESUMED = "Resumed"
+PROMOTE = "Promote"
+WEIGHT_SET = "WeightSet"
+COMPLETED = "Completed"
+ALIAS_MOVED = "AliasMoved"
+
+
+def canary_name(target: str) -> str:
+    """The canary LLMDeployment of a rollout of ``target`` (and so its Deployment and Service)."""
+    return f"{target}-canary"

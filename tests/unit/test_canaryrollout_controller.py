@@ -1,0 +1,261 @@
+"""The CanaryRollout controller's ticks against the recording fake of kube.py: what a user sees in
+status, Events and the objects it writes, for each way a tick can go."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from llmops_operator.api.common import PrometheusEndpoint
+from llmops_operator.config import Settings
+from llmops_operator.handlers import canaryrollout
+from llmops_operator.handlers.canaryrollout import CanaryRolloutController
+from llmops_operator.metrics import MetricsProvider
+from llmops_operator.timestamps import format_time, now
+
+from .fake_kube import FakeKube
+
+NS = "ns"
+
+
+def rollout_object(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "llmops.dev/v1alpha1",
+        "kind": "CanaryRollout",
+        "metadata": {"name": "r", "namespace": NS, "creationTimestamp": "2026-01-01T10:00:00Z"},
+        "spec": {"targetRef": {"name": "llama"}, "canary": {"engine": {"image": "vllm:new"}}, **spec},
+    }
+
+
+def target_object(ready: bool = True, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "llmops.dev/v1alpha1",
+        "kind": "LLMDeployment",
+        "metadata": {"name": "llama", "namespace": NS},
+        "spec": {"model": {"uri": "hf://org/llama", "revision": "1"}, "replicas": 2, **spec},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            "model": {"version": "1"},
+        },
+    }
+
+
+def deployment(name: str, ready: int, replicas: int | None = None) -> dict[str, Any]:
+    pods = ready if replicas is None else replicas
+    return {
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS},
+        "status": {"readyReplicas": ready, "replicas": pods, "updatedReplicas": pods},
+    }
+
+
+class FixedProvider:
+    """Every query answers the same value."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def instant(self, query: str) -> list[float]:
+        return [self.value]
+
+    def range(self, query: str, seconds: float, step_seconds: float, end: Any = None) -> list[float]:
+        return [self.value] * 10
+
+    def buckets(self, query: str, at: Any) -> dict[float, float]:
+        raise AssertionError("a rollout reads no histograms")
+
+
+def controller(kube: FakeKube, value: float = 0.0) -> CanaryRolloutController:
+    def providers(endpoint: PrometheusEndpoint | None, default_url: str) -> MetricsProvider:
+        return FixedProvider(value)
+
+    return CanaryRolloutController(Settings(), kube, providers)
+
+
+def tick(kube: FakeKube, value: float = 0.0) -> dict[str, Any]:
+    body = kube.stored("CanaryRollout", NS, "r")
+    controller(kube, value).tick(NS, "r", [body])
+    return kube.status_of("CanaryRollout", NS, "r")
+
+
+def condition(status: dict[str, Any], type_: str) -> tuple[str, str, str]:
+    found = next(c for c in status["conditions"] if c["type"] == type_)
+    return found["status"], found["reason"], found["message"]
+
+
+def test_an_invalid_spec_says_so_in_ready_and_writes_nothing_else() -> None:
+    broken = rollout_object()
+    broken["spec"]["analysis"] = {"interval": "soon"}
+    kube = FakeKube(broken)
+    status = tick(kube)
+    assert condition(status, "Ready")[:2] == ("False", "InvalidSpec")
+    assert kube.verbs() == ["status"] and kube.events == []
+
+
+def test_a_missing_target_waits_with_target_not_found() -> None:
+    kube = FakeKube(rollout_object())
+    status = tick(kube)
+    assert status["phase"] == "Waiting"
+    assert condition(status, "Progressing") == ("False", "TargetNotFound", "LLMDeployment llama not found")
+    assert kube.verbs() == ["status"]
+
+
+@pytest.mark.parametrize(
+    ("target", "spec", "reason"),
+    [
+        (target_object(autoscaling={"maxReplicas": 4, "target": "5"}), {}, "TargetAutoscales"),
+        (target_object(replicas=-1), {}, "InvalidTarget"),
+        (
+            target_object(),
+            {"analysis": {"metrics": [{"name": "q", "query": "up{x='{{nope}}'}", "max": "1"}]}},
+            "InvalidAnalysis",
+        ),
+        (target_object(ready=False), {}, "WaitingForTarget"),
+    ],
+)
+def test_a_rollout_that_cannot_start_waits_with_a_reason_that_says_why(
+    target: dict[str, Any], spec: dict[str, Any], reason: str
+) -> None:
+    kube = FakeKube(rollout_object(**spec), target)
+    status = tick(kube)
+    assert status["phase"] == "Waiting"
+    assert condition(status, "Progressing")[:2] == ("False", reason)
+    assert "LLMDeployment" not in kube.verbs() and kube.events == []
+
+
+def test_a_second_rollout_of_a_target_waits_for_the_running_one() -> None:
+    running = rollout_object()
+    running["metadata"] = {**running["metadata"], "name": "first", "uid": "u-first"}
+    running["status"] = {"phase": "Progressing"}
+    kube = FakeKube(rollout_object(), target_object(), running)
+    body = kube.stored("CanaryRollout", NS, "r")
+    controller(kube).tick(NS, "r", [body, kube.stored("CanaryRollout", NS, "first")])
+    status = kube.status_of("CanaryRollout", NS, "r")
+    assert condition(status, "Progressing") == (
+        "False",
+        "WaitingForRollout",
+        "CanaryRollout first is already rolling out llama",
+    )
+
+
+def test_the_first_tick_applies_an_owned_canary_and_the_next_verifies_its_weight() -> None:
+    kube = FakeKube(rollout_object(), target_object(), deployment("llama", 2))
+    status = tick(kube)
+    assert (status["phase"], status["canaryWeight"], status["canaryName"]) == (
+        "Progressing",
+        10,
+        "llama-canary",
+    )
+    assert kube.stored("LLMDeployment", NS, "llama-canary")["spec"]["replicas"] == 0  # applied at 0%
+    assert [reason for _, reason, _ in kube.events] == ["Started"]
+    status = tick(kube)  # the canary sized for 10% of 2 replicas
+    canary = kube.stored("LLMDeployment", NS, "llama-canary")
+    assert canary["spec"]["replicas"] == 1 and canary["spec"]["engine"]["image"] == "vllm:new"
+    assert canary["metadata"]["labels"] == {"llmops.dev/canary-of": "llama", "llmops.dev/canaryrollout": "r"}
+    assert canary["metadata"]["annotations"] == {"llmops.dev/serves-for": "llama"}  # replica ratio
+    assert canary["metadata"]["ownerReferences"][0]["kind"] == "CanaryRollout"
+    assert status.get("weightVerifiedAt") is None  # no canary pod is Ready yet
+    assert condition(status, "Progressing")[2].startswith("waiting for 10% to reach the canary")
+    kube.put(deployment("llama-canary", 1))
+    status = tick(kube)  # 10% of 2 replicas takes no stable pod away: capacity never drops
+    assert status["weightVerifiedAt"] is not None and status["stableReplicas"] == 2
+    assert kube.events[-1][1] == "WeightSet"
+
+
+def under_analysis(**spec: Any) -> FakeKube:
+    """A rollout at 10% whose weight was verified two intervals ago: a measurement is due."""
+    body = rollout_object(analysis={"failureLimit": 0, "interval": "1m"}, **spec)
+    body["status"] = {
+        "phase": "Progressing",
+        "canaryName": "llama-canary",
+        "canaryWeight": 10,
+        "stableWeight": 90,
+        "currentStepIndex": 1,
+        "stepStartedAt": format_time(now() - timedelta(minutes=3)),
+        "weightVerifiedAt": format_time(now() - timedelta(minutes=2)),
+    }
+    return FakeKube(
+        body,
+        target_object(),
+        deployment("llama", 2, replicas=1),
+        deployment("llama-canary", 1),
+    )
+
+
+def test_a_failed_measurement_beyond_the_limit_rolls_back_and_scales_the_canary_down() -> None:
+    kube = under_analysis()
+    tick(kube, value=50.0)  # 50% errors against at most 1%
+    status = kube.status_of("CanaryRollout", NS, "r")
+    assert (status["phase"], status["canaryWeight"], status["stableWeight"]) == ("RolledBack", 0, 100)
+    assert condition(status, "RolledBack")[:2] == ("True", "AnalysisFailed")
+    assert kube.stored("LLMDeployment", NS, "llama-canary")["spec"]["replicas"] == 0
+    assert kube.events[-1][:2] == ("Warning", "RolledBack")
+
+
+def test_successful_measurements_move_the_rollout_to_the_next_weight() -> None:
+    kube = under_analysis()
+    status = tick(kube, value=0.0)
+    assert status["phase"] == "Progressing" and status["currentStepIndex"] == 2
+    assert status["canaryWeight"] == 50 and status.get("weightVerifiedAt") is None
+    assert {m["phase"] for m in status["measurements"]} == {"Successful"}
+
+
+def test_an_abort_request_rolls_back_once_with_reason_aborted() -> None:
+    kube = under_analysis()
+    kube.objects[("CanaryRollout", NS, "r")]["metadata"]["annotations"] = {"llmops.dev/request": "abort:1"}
+    status = tick(kube)
+    assert status["phase"] == "RolledBack" and status["handledRequest"] == "abort:1"
+    assert condition(status, "RolledBack") == ("True", "Aborted", "aborted by request")
+
+
+def promoting(mode: str = "InPlace") -> FakeKube:
+    kube = under_analysis(promotion={"mode": mode, "registryAlias": None})
+    kube.objects[("CanaryRollout", NS, "r")]["status"]["phase"] = "Promoting"
+    return kube
+
+
+def test_in_place_promotion_patches_the_target_then_completes_once_the_stable_caught_up() -> None:
+    kube = promoting()
+    status = tick(kube)
+    assert kube.stored("LLMDeployment", NS, "llama")["spec"]["engine"] == {"image": "vllm:new"}
+    assert condition(status, "Progressing")[1] == "Promoting" and kube.events[-1][1] == "Promoted"
+    target = kube.objects[("LLMDeployment", NS, "llama")]
+    target["status"].update({"observedGeneration": target["metadata"]["generation"], "readyReplicas": 2})
+    kube.put(deployment("llama", 2))
+    status = tick(kube)
+    assert status["phase"] == "Promoted" and ("delete", "LLMDeployment", "llama-canary") in kube.writes
+    assert condition(status, "Promoted")[0] == "True" and kube.events[-1][1] == "Completed"
+
+
+def test_gitops_promotion_lists_the_changes_and_writes_no_spec() -> None:
+    kube = promoting("GitOps")
+    status = tick(kube)
+    assert status["gitopsChanges"] == [{"path": "spec.engine.image", "value": "vllm:new"}]
+    assert "patch" not in kube.verbs("LLMDeployment")
+
+
+def test_a_gateway_api_rollout_without_its_route_says_the_route_is_missing() -> None:
+    kube = FakeKube(
+        rollout_object(trafficRouting={"gatewayAPI": {"httpRoute": "llama-route"}}),
+        target_object(),
+        deployment("llama", 2),
+    )
+    kube.put(deployment("llama-canary", 1))
+    status = tick(kube)
+    assert status["phase"] == "Progressing"
+    assert condition(status, "Progressing")[2] == "HTTPRoute llama-route not found"
+
+
+def test_ended_rollouts_are_left_alone_and_the_canary_of_a_rolled_back_one_goes_after_the_delay() -> None:
+    kube = under_analysis()
+    kube.objects[("CanaryRollout", NS, "r")]["status"].update(
+        {"phase": "RolledBack", "finishedAt": format_time(now() - timedelta(minutes=5))}
+    )
+    kube.put(
+        kube.stored("LLMDeployment", NS, "llama") | {"metadata": {"name": "llama-canary", "namespace": NS}}
+    )
+    tick(kube)
+    assert kube.stored("LLMDeployment", NS, "llama-canary")["spec"]["replicas"] == 0
+    assert canaryrollout.gates.settled(kube.stored("CanaryRollout", NS, "r"), now())
