@@ -99,9 +99,7 @@ class LayoutMismatch(ValueError):
 def align(baseline: Histogram, current: Histogram) -> tuple[Histogram, Histogram]:
     """Both windows on the coarsest common partition: the bounds both have, each window's counts
     summed between them. No count is invented for a bound a window lacks."""
-    if baseline.upper_bounds.shape == current.upper_bounds.shape and np.array_equal(
-        _keys(baseline.upper_bounds), _keys(current.upper_bounds)
-    ):
+    if np.array_equal(baseline.upper_bounds, current.upper_bounds):
         return baseline, current
     common = np.intersect1d(_keys(baseline.upper_bounds), _keys(current.upper_bounds))
     if common.size < MIN_COMMON_BUCKETS:
