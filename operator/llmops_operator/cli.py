@@ -108,7 +108,7 @@ def render_drift(monitor: dict[str, Any]) -> str:
         lines.append("Features:")
         width = max(len(f["name"]) for f in features)
         lines.append(
-            f"  {'NAME':<{width}}  TEST           SCORE  THRESHOLD  P-VALUE    DRIFTED  TYPE            N"
+            f"  {'NAME':<{width}}  TEST           SCORE  THRESHOLD  P-VALUE    DRIFTED  TYPE                N"
         )
         for f in features:
             score = "-" if f.get("statistic") is None else f"{f['statistic']:.4g}"
@@ -117,7 +117,7 @@ def render_drift(monitor: dict[str, Any]) -> str:
             verdict = "yes" if f.get("drifted") else "no"
             lines.append(
                 f"  {f['name']:<{width}}  {f.get('test', ''):<13} {score:>6}  {f.get('threshold', ''):>9}  "
-                f"{p_value:<9}  {verdict:<7}  {f.get('driftType', ''):<14}  {samples}"
+                f"{p_value:<9}  {verdict:<7}  {f.get('driftType', ''):<18}  {samples}"
             )
     run = status.get("lastRetraining")
     if run:

@@ -81,6 +81,13 @@ class BaselineComparison(K8sModel):
     alpha: Decimal = "0.05"
     max_effect_size: Decimal = Field(default="0.2", description="Largest tolerated rank-biserial effect.")
     direction: Literal["lowerIsBetter", "higherIsBetter"] = "lowerIsBetter"
+    mean_ratio: Decimal | None = Field(
+        default=None,
+        description=(
+            "Canary mean over stable mean that must also be crossed to fail (Kayenta's effect size): "
+            "the largest tolerated for lowerIsBetter (e.g. 1.1), the smallest for higherIsBetter."
+        ),
+    )
 
 
 class MetricCheck(K8sModel):

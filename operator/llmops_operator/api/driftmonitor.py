@@ -12,6 +12,7 @@ from .common import (
     DNSLabel,
     Duration,
     EnvVar,
+    Fraction,
     K8sModel,
     KindInfo,
     LocalObjectReference,
@@ -101,7 +102,10 @@ class FeatureSpec(K8sModel):
     test: DriftTest | None = Field(default=None, description="Default: ks for samples, psi for histograms.")
     threshold: Decimal | None = Field(
         default=None,
-        description="p-value for ks and chiSquare; distance for psi, wasserstein, jensenShannon.",
+        description=(
+            "ks and chiSquare: the significance level (default policy.alpha); psi, wasserstein, "
+            "jensenShannon: the effect-size floor, a distance (default: the test's own floor)."
+        ),
     )
 
 
@@ -109,8 +113,13 @@ class DriftPolicy(K8sModel):
     min_drifted_features: int = Field(default=1, ge=1, le=64)
     bonferroni: bool = True
     min_samples: int = Field(default=100, ge=1, description="Fewer samples in a window: NoData, never drift.")
-    min_effect_size: Decimal = Field(
-        default="0.1", description="Effect-size floor below which nothing drifts."
+    alpha: Fraction = Field(
+        default="0.01",
+        description="False-alarm rate of one feature per check under no change (before Bonferroni).",
+    )
+    min_effect_size: Decimal | None = Field(
+        default=None,
+        description="Floor of ks (KS statistic D) and chiSquare (Cramér's V); default: each test's own.",
     )
 
 
@@ -157,16 +166,38 @@ class DriftMonitorSpec(K8sModel):
     prometheus: PrometheusEndpoint | None = None
 
 
+class FeatureCheck(StatusModel):
+    """One past check of a feature: what the drift pattern (sudden, gradual, recurring) is read from."""
+
+    time: str
+    statistic: float | None = None
+    threshold: float | None = None
+    drifted: bool = False
+    drift_change: str = ""
+    location_shift: float = 0.0
+
+
 class FeatureResult(StatusModel):
     name: str
     test: str = ""
-    threshold: str = ""
+    threshold: str = Field(
+        default="",
+        description="The smallest statistic that drifts at these window sizes: max(floor, critical value).",
+    )
+    floor: str = ""
+    alpha: str = Field(default="", description="The significance level after Bonferroni.")
     statistic: float | None = None
     p_value: float | None = None
     drifted: bool = False
-    drift_type: str = ""
+    drift_type: str = Field(default="", description="<change>/<pattern> of a drifted feature, else none.")
+    drift_change: str = Field(default="", description="location, scaleUp, scaleDown or shape.")
+    drift_pattern: str = Field(default="", description="sudden, gradual or recurring.")
+    location_shift: float | None = Field(default=None, description="Median shift, in baseline sds.")
+    scale_ratio: float | None = Field(default=None, description="Current 10-90% range over the baseline's.")
     baseline_samples: int = 0
     current_samples: int = 0
+    message: str = ""
+    history: list[FeatureCheck] = Field(default_factory=list, description="The last checks, oldest first.")
 
 
 class RetrainingRun(StatusModel):

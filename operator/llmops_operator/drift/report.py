@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .. import lazy
-from ..statistics.drift import Histogram
+from ..statistics.histogram import Histogram
 from .check import Observation, Verdict
 
 BASELINE_COLOUR, CURRENT_COLOUR = "#4c72b0", "#dd8452"
@@ -34,14 +34,17 @@ def _plot(name: str, baseline: Observation, current: Observation) -> str:
     figure, axes = pyplot.subplots(figsize=(7, 3), dpi=90)
     try:
         if isinstance(baseline, Histogram) and isinstance(current, Histogram):
-            labels = [f"≤{b:g}" if np.isfinite(b) else "+Inf" for b in baseline.upper_bounds]
+            # Each window's own buckets, on the union of both layouts' bounds.
+            bounds = np.union1d(baseline.upper_bounds, current.upper_bounds)
+            labels = [f"≤{b:g}" if np.isfinite(b) else "+Inf" for b in bounds]
             x = np.arange(len(labels))
             for offset, histogram, label, colour in (
                 (-0.2, baseline, "baseline", BASELINE_COLOUR),
                 (0.2, current, "current", CURRENT_COLOUR),
             ):
                 shares = histogram.counts / max(histogram.total, 1.0)
-                axes.bar(x + offset, shares, 0.4, label=label, color=colour)
+                where = np.searchsorted(bounds, histogram.upper_bounds)
+                axes.bar(x[where] + offset, shares, 0.4, label=label, color=colour)
             axes.set_xticks(x, labels, rotation=60, fontsize=7)
         else:
             both = np.concatenate([np.asarray(baseline, dtype=float), np.asarray(current, dtype=float)])

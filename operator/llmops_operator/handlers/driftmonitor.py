@@ -138,7 +138,7 @@ class DriftMonitorController:
             condition("Ready", "False", "RegistryUnavailable", f"reference dataset: {error}")
             condition("Drifted", "Unknown", "RegistryUnavailable", no_verdict)
             return
-        verdict = check.judge(spec, observed)
+        verdict = check.judge(spec, observed, status.features, now)  # history: the last status
         drifting = check.is_drift(spec, verdict)
         telemetry.drift_checked(meta["namespace"], meta["name"], verdict.features, drifting)
         updates["features"] = [f.model_dump(mode="json", by_alias=True) for f in verdict.features]

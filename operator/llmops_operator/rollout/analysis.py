@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from .. import lazy
 from ..api.canaryrollout import AnalysisSpec, BaselineComparison, MetricCheck, MetricPreset
 from ..metrics import MetricsProvider, MetricsUnavailable, QueryFailed
 from ..metrics.templates import TemplateError, render_query
+from ..statistics.mann_whitney import mann_whitney
 
 Phase = Literal["Successful", "Failed", "Inconclusive", "Error"]
 MIN_BASELINE_SAMPLES = 3
@@ -147,27 +147,34 @@ def judge_values(metric: str, values: list[float], low: float | None, high: floa
 def judge_baseline(
     metric: str, canary: list[float], stable: list[float], comparison: BaselineComparison
 ) -> Measurement:
-    """Kayenta's judge: a one-sided Mann-Whitney U test plus a rank-biserial effect-size bound.
+    """Kayenta's judge: a one-sided Mann-Whitney U test plus a rank-biserial effect-size bound,
+    and, when ``meanRatio`` is set, canary mean over stable mean beyond it too.
 
     Failed only when the canary is worse with significance *and* by a margin that matters, so a
-    trivial shift at high volume is not a rollback.
+    trivial shift at high volume is not a rollback. Small or tied samples get an exact or
+    permutation p-value (``statistics.mann_whitney``).
     """
     canary = [v for v in canary if math.isfinite(v)]
     stable = [v for v in stable if math.isfinite(v)]
     alpha, max_effect = float(comparison.alpha), float(comparison.max_effect_size)
+    lower_is_better = comparison.direction == "lowerIsBetter"
+    limit = None if comparison.mean_ratio is None else float(comparison.mean_ratio)
     threshold = f"p >= {alpha:g} or effect <= {max_effect:g}"
+    if limit is not None:
+        threshold += f" or ratio {'<=' if lower_is_better else '>='} {limit:g}"
     if len(canary) < MIN_BASELINE_SAMPLES or len(stable) < MIN_BASELINE_SAMPLES:
         message = f"{len(canary)} canary and {len(stable)} stable samples; need {MIN_BASELINE_SAMPLES} each"
         return Measurement(metric, "Inconclusive", "", threshold, message)
-    worse = "greater" if comparison.direction == "lowerIsBetter" else "less"
-    result = lazy.load("scipy.stats").mannwhitneyu(canary, stable, alternative=worse)
-    u_canary = float(result.statistic)
-    effect = 2.0 * u_canary / (len(canary) * len(stable)) - 1.0  # rank-biserial, + means canary larger
-    if worse == "less":
-        effect = -effect
-    p_value = float(result.pvalue)
-    value = f"p={p_value:.3g} effect={effect:.2f}"
-    if p_value < alpha and effect > max_effect:
+    result = mann_whitney(canary, stable, "greater" if lower_is_better else "less")
+    effect = result.effect if lower_is_better else -result.effect  # + means the canary is worse
+    value = f"p={result.p_value:.3g} effect={effect:.2f}"
+    worse = result.p_value < alpha and effect > max_effect
+    if limit is not None:
+        stable_mean = sum(stable) / len(stable)
+        ratio = sum(canary) / len(canary) / stable_mean if stable_mean else math.inf
+        value += f" ratio={ratio:.3g}"
+        worse = worse and (ratio > limit if lower_is_better else ratio < limit)
+    if worse:
         return Measurement(metric, "Failed", value, threshold, "the canary is worse than the stable baseline")
     return Measurement(metric, "Successful", value, threshold, "")
 

@@ -1,0 +1,190 @@
+"""Calibration of DriftMonitor's default verdicts: how often each test alarms, per window size,
+on samples and on vLLM-layout histograms, with Evidently's defaults on the same samples beside it.
+
+Every cell is the share of seeded trials (baseline window against current window, n vs n) that
+the default policy calls drift (alpha 0.01, the test's default floor, one feature). Cases, on a
+latent standard normal z:
+
+    no change              both windows z                        target <= 1%
+    no change, 2 layouts   histograms only: the current window in another bucket layout
+    shift 0.2 sd           current z + 0.2
+    sd x1.25               current 1.25 z
+    shape                  current bimodal, same mean and variance (+-0.8 plus 0.6 z)
+    trivial 0.01 sd        current z + 0.01 (x1.01, 1% of the mean, of the token feature)  target 0%
+
+Samples: z itself. Histograms: prompt lengths exp(ln 200 + z) in vLLM's token buckets (1-2-5 up
+to max_model_len 4096; the second layout is max_model_len 8192), or, with ``--latency``, TTFT
+exp(ln 0.3 + 0.8 z) seconds in vLLM's TTFT buckets (the second layout: an older vLLM whose
+bounds stop at 10 s). Evidently (if importable) runs its DataDriftPreset defaults on the
+samples: KS at p < 0.05 up to 1000 rows, normalised Wasserstein >= 0.1 above.
+
+Also timed: one check of 10 features at 1M vs 1M samples (every test; and KS alone, the
+default) and one of 10 features on histograms.
+
+    PYTHONPATH=operator .venv/bin/python benchmarks/drift_calibration.py [--quick]
+    (with Evidently: a venv holding evidently, numpy and scipy, same PYTHONPATH)
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from llmops_operator.statistics.drift import TESTS, SamplePair, TestName, judge_feature, judge_pair
+from llmops_operator.statistics.histogram import Histogram
+
+
+def one_two_five(max_value: float) -> np.ndarray:
+    """vLLM's token-count bounds: 1, 2, 5, 10, 20, 50, ... up to max_model_len, then +Inf."""
+    bounds, exponent = [], 0
+    while True:
+        for mantissa in (1, 2, 5):
+            value = mantissa * 10**exponent
+            if value > max_value:
+                return np.array([*bounds, np.inf], dtype=float)
+            bounds.append(value)
+        exponent += 1
+
+
+# vLLM's time_to_first_token_seconds bounds; older releases stopped at 10 s
+OLD_TTFT_BOUNDS = np.array(
+    [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, np.inf]
+)
+TTFT_BOUNDS = np.concatenate([OLD_TTFT_BOUNDS[:-1], [20.0, 40.0, 80.0, 160.0, 640.0, 2560.0, np.inf]])
+
+Draw = Callable[[np.random.Generator, int], np.ndarray]
+
+
+def bimodal(rng: np.random.Generator, n: int) -> np.ndarray:
+    return np.asarray(rng.choice([-0.8, 0.8], n) + 0.6 * rng.normal(size=n))
+
+
+CASES: dict[str, Draw] = {
+    "no change": lambda rng, n: rng.normal(size=n),
+    "no change, 2 layouts": lambda rng, n: rng.normal(size=n),
+    "shift 0.2 sd": lambda rng, n: rng.normal(size=n) + 0.2,
+    "sd x1.25": lambda rng, n: 1.25 * rng.normal(size=n),
+    "shape (same mean, sd)": bimodal,
+    "trivial 0.01 sd": lambda rng, n: rng.normal(size=n) + 0.01,
+}
+
+
+def evidently_rates(baselines: list[np.ndarray], currents: list[np.ndarray]) -> float | None:
+    """Share of trials Evidently's DataDriftPreset calls drifted, every trial a column."""
+    try:
+        import pandas as pd
+        from evidently import Report
+        from evidently.presets import DataDriftPreset
+    except ImportError:
+        return None
+    reference = pd.DataFrame({f"t{i}": b for i, b in enumerate(baselines)})
+    current = pd.DataFrame({f"t{i}": c for i, c in enumerate(currents)})
+    snapshot = Report([DataDriftPreset()]).run(current, reference).dict()
+    rows = len(reference)
+    drifted = []
+    for metric in snapshot["metrics"]:
+        config = metric["config"]
+        if config.get("type", "").endswith("ValueDrift"):
+            score = float(metric["value"])
+            drifted.append(score < 0.05 if rows <= 1000 else score >= 0.1)
+    return float(np.mean(drifted)) if drifted else None
+
+
+def calibrate(sizes: list[int], trials: int, latency: bool, evidently: bool) -> None:
+    if latency:
+        layout, other = TTFT_BOUNDS, OLD_TTFT_BOUNDS
+
+        def feature(z: np.ndarray) -> np.ndarray:
+            return np.asarray(np.exp(np.log(0.3) + 0.8 * z))
+    else:
+        layout, other = one_two_five(4096), one_two_five(8192)
+
+        def feature(z: np.ndarray) -> np.ndarray:
+            return np.asarray(np.exp(np.log(200.0) + z))
+
+    header = f"{'n':>7}  {'case':<22} {'path':<10}" + "".join(f"{t:>14}" for t in TESTS)
+    print(f"calibration: share of {trials} trials called drift (alpha 0.01, default floors)")
+    print(header + (f"{'Evidently':>11}" if evidently else ""))
+    for n in sizes:
+        for number, (case, draw) in enumerate(CASES.items()):
+            rng = np.random.default_rng([n, number])
+            baselines = [rng.normal(size=n) for _ in range(trials)]
+            currents = [draw(rng, n) for _ in range(trials)]
+            for path in ("samples", "histogram"):
+                if path == "samples" and case.endswith("2 layouts"):
+                    continue
+                hits = {test: 0 for test in TESTS}
+                for base, cur in zip(baselines, currents, strict=True):
+                    if path == "samples":
+                        pair = SamplePair(base, cur)
+                        for test in TESTS:
+                            hits[test] += judge_pair(test, pair).drifted
+                        continue
+                    current_bounds = other if case.endswith("2 layouts") else layout
+                    base_h = Histogram.from_samples(feature(base), layout)
+                    cur_h = Histogram.from_samples(feature(cur), current_bounds)
+                    for test in TESTS:
+                        hits[test] += judge_feature(test, base_h, cur_h).drifted
+                cells = "".join(f"{hits[t] / trials:>14.1%}" for t in TESTS)
+                extra = ""
+                if evidently and path == "samples":
+                    rate = evidently_rates(baselines, currents)
+                    extra = f"{rate:>11.1%}" if rate is not None else f"{'-':>11}"
+                print(f"{n:>7}  {case:<22} {path:<10}{cells}{extra}", flush=True)
+
+
+def speed(rows: int, features: int) -> None:
+    rng = np.random.default_rng(0)
+    baseline = [rng.normal(size=rows) for _ in range(features)]
+    current = [rng.normal(loc=0.05 * i, size=rows) for i in range(features)]
+    started = time.perf_counter()
+    for base, cur in zip(baseline, current, strict=True):
+        pair = SamplePair(base, cur)  # sorted once for the five tests, as before
+        for test in TESTS:
+            judge_pair(test, pair, alpha=0.01 / features)
+    every_test = time.perf_counter() - started
+    started = time.perf_counter()
+    for base, cur in zip(baseline, current, strict=True):
+        judge_feature("ks", base, cur, alpha=0.01 / features)
+    ks_only = time.perf_counter() - started
+    bounds = one_two_five(4096)
+    histograms = [
+        (Histogram.from_samples(np.exp(5 + b), bounds), Histogram.from_samples(np.exp(5 + c), bounds))
+        for b, c in zip(baseline, current, strict=True)
+    ]
+    timings: dict[TestName, float] = {}
+    for test in TESTS:
+        started = time.perf_counter()
+        for base_h, cur_h in histograms:
+            judge_feature(test, base_h, cur_h, alpha=0.01 / features)
+        timings[test] = time.perf_counter() - started
+    print(f"speed: {features} features, {rows:,} vs {rows:,} samples")
+    print(f"  samples, all five tests per feature   {every_test:8.2f} s")
+    print(f"  samples, KS (the default)             {ks_only:8.2f} s")
+    for test, seconds in timings.items():
+        print(f"  histograms, {test:<14} 10 features  {seconds * 1000:8.2f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[200, 2000, 200_000])
+    parser.add_argument("--quick", action="store_true", help="n 200 and 2000 only, no timing")
+    parser.add_argument("--latency", action="store_true", help="histograms: TTFT layouts")
+    parser.add_argument("--no-evidently", action="store_true")
+    parser.add_argument("--part", choices=["calibration", "speed", "both"], default="both")
+    args = parser.parse_args()
+    sizes = [n for n in args.sizes if n <= 2000] if args.quick else args.sizes
+    if args.part in ("calibration", "both"):
+        calibrate(sizes, args.trials, args.latency, not args.no_evidently)
+    if args.part in ("speed", "both") and not args.quick:
+        speed(1_000_000, 10)
+
+
+if __name__ == "__main__":
+    main()
