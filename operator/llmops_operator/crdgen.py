@@ -17,6 +17,7 @@ import yaml
 
 from . import GROUP, VERSION
 from .api import KINDS, Resource
+from .api.common import KindInfo
 
 JSONSchema = dict[str, Any]
 
@@ -82,6 +83,17 @@ def schema_for(model: type[Any]) -> JSONSchema:
     return _structural(_resolve(raw, raw.get("$defs", {})))
 
 
+def name_rule(info: KindInfo) -> dict[str, str]:
+    """A name too long for the children derived from it is refused at create, not at the first
+    reconcile, where the child would fail instead."""
+    limit = info.name_max_length
+    return {
+        "rule": f"self.metadata.name.size() <= {limit}",
+        "message": f"metadata.name must be at most {limit} characters: {info.name_limited_by}",
+        "fieldPath": ".metadata.name",
+    }
+
+
 def crd_for(kind: type[Resource]) -> JSONSchema:
     info = kind.kind_info
     fields = kind.model_fields
@@ -124,11 +136,12 @@ def crd_for(kind: type[Resource]) -> JSONSchema:
                         "openAPIV3Schema": {
                             "type": "object",
                             "description": (description or "").strip().splitlines()[0],
+                            "x-kubernetes-validations": [name_rule(info)],
                             "required": ["spec"],
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
+                                "metadata": {"type": "object", "properties": {"name": {"type": "string"}}},
                                 "spec": spec,
                                 "status": status,
                             },

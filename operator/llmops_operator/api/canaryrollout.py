@@ -15,6 +15,8 @@ from .common import (
     K8sModel,
     KindInfo,
     LocalObjectReference,
+    PositiveDuration,
+    Probability,
     PrometheusEndpoint,
     Resource,
     ResourceName,
@@ -78,7 +80,7 @@ class BaselineComparison(K8sModel):
     """Canary against stable: Mann-Whitney U plus an effect-size bound (Kayenta's judge)."""
 
     test: Literal["mannWhitneyU"] = "mannWhitneyU"
-    alpha: Decimal = "0.05"
+    alpha: Probability = "0.05"
     max_effect_size: Decimal = Field(default="0.2", description="Largest tolerated rank-biserial effect.")
     direction: Literal["lowerIsBetter", "higherIsBetter"] = "lowerIsBetter"
     mean_ratio: Decimal | None = Field(
@@ -113,7 +115,7 @@ class MetricCheck(K8sModel):
 
 
 class AnalysisSpec(K8sModel):
-    interval: Duration = "1m"
+    interval: PositiveDuration = "1m"
     metrics: list[MetricCheck] = Field(
         default_factory=list,
         max_length=16,

@@ -22,6 +22,16 @@ Duration = Annotated[
         description="A duration such as 90s, 5m or 1h30m.",
     ),
 ]
+# At least one component with a non-zero count: a period or a window of 0s would mean "always" or
+# "nothing", never what was meant.
+PositiveDuration = Annotated[
+    str,
+    Field(
+        pattern=r"^([0-9]+(ms|s|m|h))*0*[1-9][0-9]*(ms|s|m|h)([0-9]+(ms|s|m|h))*$",
+        max_length=32,
+        description="A positive duration such as 90s, 5m or 1h30m.",
+    ),
+]
 Quantity = Annotated[
     str,
     Field(
@@ -37,6 +47,14 @@ Decimal = Annotated[
 Fraction = Annotated[
     str,
     Field(pattern=r"^(0(\.[0-9]+)?|1(\.0+)?)$", max_length=16, description="A number in 0..1 as a string."),
+]
+Probability = Annotated[
+    str,
+    Field(
+        pattern=r"^0\.[0-9]*[1-9][0-9]*$",
+        max_length=32,
+        description="A probability strictly between 0 and 1, as a string such as 0.05.",
+    ),
 ]
 DNSLabel = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
 ResourceName = Annotated[
@@ -134,6 +152,8 @@ class KindInfo(BaseModel):
     printer_columns: list[dict[str, Any]]
     scale: dict[str, str] | None = None
     schema_rules: list[dict[str, str]] = Field(default_factory=list)
+    name_max_length: int = Field(default=63, description="The longest metadata.name its children allow.")
+    name_limited_by: str = "it is a label value on the objects made for it, at most 63 characters"
 
 
 class Resource(K8sModel):

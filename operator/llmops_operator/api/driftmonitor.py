@@ -16,6 +16,7 @@ from .common import (
     K8sModel,
     KindInfo,
     LocalObjectReference,
+    PositiveDuration,
     PrometheusEndpoint,
     Quantity,
     Resource,
@@ -35,12 +36,20 @@ class FixedWindow(K8sModel):
     start: str = Field(pattern=RFC3339, max_length=40)
     end: str = Field(pattern=RFC3339, max_length=40)
 
+    model_config = cel_rules(
+        {
+            "rule": "timestamp(self.end) > timestamp(self.start)",
+            "message": "a fixed window ends after it starts",
+            "fieldPath": ".end",
+        }
+    )
+
 
 class RelativeWindow(K8sModel):
     """The window ``duration`` long that ended ``offset`` ago (e.g. the same hour last week)."""
 
     offset: Duration
-    duration: Duration
+    duration: PositiveDuration
 
 
 class MLflowArtifact(K8sModel):
@@ -81,7 +90,7 @@ class QuerySource(K8sModel):
     promql: str = Field(
         max_length=4096, description="PromQL sampled over the window; variables {{namespace}}, {{target}}."
     )
-    step: Duration = "1m"
+    step: PositiveDuration = "1m"
 
 
 class FeatureSource(K8sModel):
@@ -106,6 +115,18 @@ class FeatureSpec(K8sModel):
             "ks and chiSquare: the significance level (default policy.alpha); psi, wasserstein, "
             "jensenShannon: the effect-size floor, a distance (default: the test's own floor)."
         ),
+    )
+
+    model_config = cel_rules(
+        {
+            "rule": (
+                "!has(self.threshold) || !((has(self.test) ? self.test : "
+                "(has(self.source.query) ? 'ks' : 'psi')) in ['ks', 'chiSquare']) || "
+                "(double(self.threshold) > 0.0 && double(self.threshold) < 1.0)"
+            ),
+            "message": "threshold is a significance level for ks and chiSquare: strictly between 0 and 1",
+            "fieldPath": ".threshold",
+        }
     )
 
 
@@ -152,8 +173,8 @@ class OnRetrainedSpec(K8sModel):
 
 class DriftMonitorSpec(K8sModel):
     target_ref: LocalObjectReference
-    interval: Duration = "10m"
-    current_window: Duration = "1h"
+    interval: PositiveDuration = "10m"
+    current_window: PositiveDuration = "1h"
     baseline: BaselineSpec
     features: list[FeatureSpec] = Field(
         min_length=1,
@@ -249,6 +270,15 @@ class DriftMonitor(Resource):
                 "rule": "self.policy.minDriftedFeatures <= size(self.features)",
                 "message": "policy.minDriftedFeatures cannot exceed the number of features",
                 "fieldPath": ".policy.minDriftedFeatures",
+            },
+            {
+                "rule": (
+                    "!has(self.baseline.relative) || "
+                    "duration(self.baseline.relative.offset) >= duration(self.currentWindow)"
+                ),
+                "message": "baseline.relative.offset must be at least currentWindow, or the baseline "
+                "overlaps the window it is compared with",
+                "fieldPath": ".baseline.relative.offset",
             },
         ],
     )

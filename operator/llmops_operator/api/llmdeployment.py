@@ -9,12 +9,12 @@ from pydantic import Field
 from .common import (
     ConditionList,
     Decimal,
-    Duration,
     EnvVar,
     Fraction,
     IntOrString,
     K8sModel,
     KindInfo,
+    PositiveDuration,
     Quantity,
     Resource,
     ResourceName,
@@ -53,7 +53,7 @@ class ModelSource(K8sModel):
     follow_alias: bool = Field(
         default=False, description="Re-resolve a models:/name@alias URI periodically and roll when it moves."
     )
-    alias_poll_interval: Duration = "5m"
+    alias_poll_interval: PositiveDuration = "5m"
 
 
 class EngineSpec(K8sModel):
@@ -117,7 +117,7 @@ class RolloutStrategySpec(K8sModel):
 
 class ServiceMonitorSpec(K8sModel):
     enabled: bool = False
-    interval: Duration = "30s"
+    interval: PositiveDuration = "30s"
 
 
 class MonitoringSpec(K8sModel):
@@ -134,7 +134,7 @@ class LLMDeploymentSpec(K8sModel):
     autoscaling: AutoscalingSpec | None = None
     cache: CacheSpec | None = None
     credentials: CredentialsSpec | None = None
-    startup_timeout: Duration = Field(
+    startup_timeout: PositiveDuration = Field(
         default="30m", description="Budget for the model to load before restart."
     )
     rollout: RolloutStrategySpec = Field(
@@ -195,6 +195,11 @@ class LLMDeployment(Resource):
             {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint", "priority": 1},
             age_column(),
         ],
+        # Its Service is named after it, a DNS label of at most 63 characters, and so is the Service
+        # of a canary of it (handlers.canaryrollout.canary_name).
+        name_max_length=63 - len("-canary"),
+        name_limited_by="its Service, and that of a canary of it (<name>-canary), are DNS labels of at most "
+        "63 characters",
         schema_rules=[
             {
                 "rule": "!has(self.resources.gpus) || self.resources.gpus == 0 || self.resources.gpus >= "
