@@ -11,9 +11,8 @@ from kubernetes.client import ApiException
 
 from llmops_operator.kube import Kube
 from llmops_operator.routing import GatewayAPIRouter, Sides
-from llmops_operator.routing.gateway_api import RouteNotUsable, route_weight, weighted_rules
-
-PATH = "/apis/gateway.networking.k8s.io/v1/namespaces/team/httproutes/chat"
+from llmops_operator.routing.base import RouteNotUsable
+from llmops_operator.routing.gateway_api import route_weight, weighted_rules
 
 
 def route(*rules: list[dict[str, Any]]) -> dict[str, Any]:
@@ -72,14 +71,14 @@ class FakeKube:
         self.stored = stored
         self.puts: list[dict[str, Any]] = []
 
-    def request(self, method: str, path: str, body: Any = None) -> Any:
-        assert path == PATH
-        if self.stored is None:
-            raise ApiException(status=404, reason="Not Found")
-        if method == "PUT":
-            self.puts.append(body)
-            self.stored = copy.deepcopy(body)
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        assert (kind, namespace, name) == ("HTTPRoute", "team", "chat")
         return copy.deepcopy(self.stored)
+
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.puts.append(obj)
+        self.stored = copy.deepcopy(obj)
+        return copy.deepcopy(obj)
 
 
 def router(kube: FakeKube) -> GatewayAPIRouter:
@@ -112,11 +111,9 @@ def test_a_route_already_at_the_weight_is_not_written_again() -> None:
 
 def test_a_weight_the_route_does_not_carry_after_the_write_is_not_verified() -> None:
     class IgnoringWrites(FakeKube):
-        def request(self, method: str, path: str, body: Any = None) -> Any:
-            if method == "PUT":
-                self.puts.append(body)
-                return body
-            return super().request(method, path, body)
+        def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+            self.puts.append(obj)
+            return obj
 
     kube = IgnoringWrites(route([{"name": "llama"}]))
     assert router(kube).set_weight(10, sides(canary_ready=1)) is False
@@ -128,7 +125,7 @@ def test_a_missing_route_is_reported_by_name_and_other_api_errors_pass_through()
         router(FakeKube(None)).set_weight(10, sides(canary_ready=1))
 
     class Forbidden(FakeKube):
-        def request(self, method: str, path: str, body: Any = None) -> Any:
+        def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
             raise ApiException(status=403, reason="Forbidden")
 
     with pytest.raises(ApiException):

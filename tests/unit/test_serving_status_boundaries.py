@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from llmops_operator.serving_status import Verdict, desired_status, pod_problem
+from llmops_operator.serving_status import ConditionState, desired_status, pod_problem
 
-RESOLVED = Verdict("True", "Resolved", "models:/llama@champion is version 7")
+RESOLVED = ConditionState("True", "Resolved", "models:/llama@champion is version 7")
 NOW = "2026-01-01T12:00:00Z"
 
 
@@ -29,7 +29,7 @@ def waiting(name: str, reason: str, **container: Any) -> dict[str, Any]:
 
 
 def test_an_unschedulable_pod_without_a_gpu_shortage_is_unschedulable() -> None:
-    assert pod_problem([unschedulable("a", "0/3 nodes match the node selector")]) == Verdict(
+    assert pod_problem([unschedulable("a", "0/3 nodes match the node selector")]) == ConditionState(
         "True", "Unschedulable", "pod a cannot be scheduled: 0/3 nodes match the node selector"
     )
 
@@ -43,7 +43,7 @@ def test_a_pod_still_being_scheduled_is_no_problem() -> None:
 
 def test_every_pod_is_examined_and_the_most_serious_problem_wins() -> None:
     pods = [unschedulable("a", "no nodes"), waiting("b", "CrashLoopBackOff", restartCount=4)]
-    assert pod_problem(pods) == Verdict(
+    assert pod_problem(pods) == ConditionState(
         "True", "CrashLooping", "container vllm of pod b keeps exiting (an error); 4 restarts"
     )
 
@@ -54,17 +54,19 @@ def test_a_crash_looping_init_container_is_named_with_its_last_exit_reason() -> 
         "state": {"waiting": {"reason": "CrashLoopBackOff"}},
         "lastState": {"terminated": {"reason": "OOMKilled"}},
     }
-    assert pod_problem([pod("a", initContainerStatuses=[init])]) == Verdict(
+    assert pod_problem([pod("a", initContainerStatuses=[init])]) == ConditionState(
         "True", "CrashLooping", "container fetch-model of pod a keeps exiting (OOMKilled); 0 restarts"
     )
 
 
 @pytest.mark.parametrize("reason", ["ImagePullBackOff", "ErrImagePull", "InvalidImageName"])
 def test_each_image_pull_failure_names_the_image(reason: str) -> None:
-    assert pod_problem([waiting("a", reason, image="vllm/vllm-openai:nope")]) == Verdict(
+    assert pod_problem([waiting("a", reason, image="vllm/vllm-openai:nope")]) == ConditionState(
         "True", "ImagePullFailed", "pod a cannot pull vllm/vllm-openai:nope"
     )
-    assert pod_problem([waiting("a", reason)]) == Verdict("True", "ImagePullFailed", "pod a cannot pull ")
+    assert pod_problem([waiting("a", reason)]) == ConditionState(
+        "True", "ImagePullFailed", "pod a cannot pull "
+    )
 
 
 def loading(name: str, container: str = "vllm", started: bool | None = False) -> dict[str, Any]:
@@ -76,7 +78,7 @@ def loading(name: str, container: str = "vllm", started: bool | None = False) ->
 
 def test_model_loading_counts_only_running_servers_not_yet_started() -> None:
     pods = [loading("a"), loading("b"), loading("c", started=True), loading("d", container="sidecar")]
-    assert pod_problem(pods) == Verdict("True", "ModelLoading", "2 of 4 pods are loading the model")
+    assert pod_problem(pods) == ConditionState("True", "ModelLoading", "2 of 4 pods are loading the model")
     assert pod_problem([loading("a", started=None)]) is None  # no startup probe state reported yet
     assert (
         pod_problem([pod("a", containerStatuses=[{"name": "vllm", "state": {}, "started": False}])]) is None
@@ -86,7 +88,7 @@ def test_model_loading_counts_only_running_servers_not_yet_started() -> None:
 def test_pods_being_deleted_are_not_counted() -> None:
     leaving = loading("old")
     leaving["metadata"]["deletionTimestamp"] = NOW
-    assert pod_problem([leaving, loading("new")]) == Verdict(
+    assert pod_problem([leaving, loading("new")]) == ConditionState(
         "True", "ModelLoading", "1 of 1 pods are loading the model"
     )
 
@@ -132,7 +134,7 @@ def test_before_the_deployment_exists_it_is_being_created() -> None:
 
 
 def test_an_unresolved_model_before_the_deployment_is_why_it_waits_not_a_degradation() -> None:
-    unresolved = Verdict("False", "ModelNotFound", "no version of models:/llama@champion")
+    unresolved = ConditionState("False", "ModelNotFound", "no version of models:/llama@champion")
     status = status_of(model_resolved=unresolved, model=None)
     assert conditions(status) == {
         "ModelResolved": ("False", "ModelNotFound", "no version of models:/llama@champion"),
