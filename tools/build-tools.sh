@@ -132,6 +132,30 @@ fetch_module_files() {
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
+# Builds one main package of a module that needs no replaces, in a wrapper module, with the
+# module's version stamped into VERSION_PKG.GitVersion (else it reports v0.0.0-main).
+#   build_wrapped NAME VERSION MODULE PACKAGE VERSION_PKG
+build_wrapped() {
+  local name=$1 version=$2 module=$3 pkg=$4 version_pkg=$5
+  local out=$tools_dir/$name-$version
+  if [[ -x $out/$name ]]; then log "$name $version cached"; return; fi
+  log "building $name $version"
+  local work=$tools_dir/build/$name-$version
+  wrapper_module "$work" "$module" "$version" "$version"
+  (
+    cd "$work"
+    go get "$pkg@$version" >/dev/null
+    mkdir -p "$out.tmp"
+    go build -trimpath -ldflags "-s -w -X $version_pkg.GitVersion=$version" -o "$out.tmp/$name" "$pkg"
+  )
+  local dir
+  dir=$(go_module_field Dir "$module@$version")
+  local crd
+  for crd in "${@:6}"; do cp "$dir/$crd" "$out.tmp/"; done
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+# Kueue and JobSet (retraining engines) are built only when named: their cold build is ~40 min here.
 want=${*:-kubernetes etcd kwok helm prometheus gateway-api prometheus-operator argocd}
 for tool in $want; do
   case $tool in
@@ -154,6 +178,18 @@ for tool in $want; do
     argocd)
       fetch_module_files argocd "$ARGOCD_VERSION" github.com/argoproj/argo-cd/v3 \
         manifests/crds/application-crd.yaml:applications.yaml manifests/crds/appproject-crd.yaml:appprojects.yaml ;;
+    kueue)
+      crds=config/components/crd/bases/kueue.x-k8s.io
+      build_wrapped kueue "$KUEUE_VERSION" sigs.k8s.io/kueue sigs.k8s.io/kueue/cmd/kueue \
+        sigs.k8s.io/kueue/pkg/version \
+        "${crds}_clusterqueues.yaml" "${crds}_localqueues.yaml" "${crds}_resourceflavors.yaml" \
+        "${crds}_workloads.yaml" "${crds}_admissionchecks.yaml" "${crds}_cohorts.yaml" \
+        "${crds}_workloadpriorityclasses.yaml" "${crds}_topologies.yaml" \
+        "${crds}_provisioningrequestconfigs.yaml" "${crds}_multikueueclusters.yaml" \
+        "${crds}_multikueueconfigs.yaml" ;;
+    jobset)
+      build_wrapped jobset "$JOBSET_VERSION" sigs.k8s.io/jobset sigs.k8s.io/jobset \
+        sigs.k8s.io/jobset/pkg/version config/components/crd/bases/jobset.x-k8s.io_jobsets.yaml ;;
     *) echo "unknown tool $tool" >&2; exit 2 ;;
   esac
 done

@@ -12,7 +12,6 @@ from llmops_operator.api.driftmonitor import DriftMonitorSpec, FeatureResult, Qu
 from llmops_operator.drift import check
 from llmops_operator.drift.datasets import DatasetError, column, parse_dataset
 from llmops_operator.drift.report import render_report
-from llmops_operator.drift.retraining import job_result, retraining_job
 from llmops_operator.metrics.templates import TemplateError
 from llmops_operator.statistics.drift import Histogram
 
@@ -281,39 +280,3 @@ def test_episode_ids_and_job_names_are_deterministic() -> None:
     assert first == check.drift_event_id("uid-1", NOW) != check.drift_event_id("uid-2", NOW)
     name = check.job_name("a-very-long-monitor-name-that-keeps-going-and-going", first)
     assert len(name) <= 63 and name.endswith(first)
-
-
-def test_the_job_carries_what_the_trainer_needs() -> None:
-    monitor = {"metadata": {"name": "drift", "namespace": "ns", "uid": "u1"}}
-    baseline, current = check.windows(spec(), NOW)
-    assert baseline is not None
-    retraining = spec().retraining
-    assert retraining is not None
-    job = retraining_job(
-        monitor=monitor,
-        retraining=retraining,
-        name="drift-retrain-abc",
-        event_id="abc",
-        drifted=["prompt-tokens"],
-        windows=(baseline.text(), current.text()),
-        report_uri="runs:/r1/drift-report.html",
-        tracking_uri="http://mlflow:5000",
-        model_name="llama-3-8b",
-    )
-    container = job["spec"]["template"]["spec"]["containers"][0]
-    env = {item["name"]: item["value"] for item in container["env"]}
-    assert env["DRIFT_EVENT_ID"] == "abc" and env["DRIFTED_FEATURES"] == "prompt-tokens"
-    assert env["MODEL_NAME"] == "llama-3-8b" and env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
-    assert env["CURRENT_WINDOW"] == current.text() and env["BASELINE_WINDOW"] == baseline.text()
-    assert env["DRIFT_REPORT_URI"] == "runs:/r1/drift-report.html"
-    assert container["resources"]["limits"] == {"nvidia.com/gpu": 1}
-    assert container["securityContext"]["allowPrivilegeEscalation"] is False
-    assert job["metadata"]["ownerReferences"][0]["uid"] == "u1"
-    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
-
-
-def test_job_outcome() -> None:
-    assert job_result(None) == "Missing"
-    assert job_result({"status": {}}) == "Running"
-    assert job_result({"status": {"conditions": [{"type": "Complete", "status": "True"}]}}) == "Succeeded"
-    assert job_result({"status": {"conditions": [{"type": "Failed", "status": "True"}]}}) == "Failed"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -159,12 +159,34 @@ class RetrainingTemplate(K8sModel):
     service_account_name: ResourceName | None = None
 
 
+RetrainingEngine = Literal["Job", "JobSet"]
+
+
 class RetrainingSpec(K8sModel):
-    template: RetrainingTemplate
+    """Either the short template (one trainer container) or the chosen engine's full
+    workloadTemplate; the short form is rendered into the engine's long form."""
+
+    engine: RetrainingEngine = "Job"
+    template: RetrainingTemplate | None = Field(default=None, description="The short form.")
+    workload_template: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "The engine's full template, kept verbatim: for Job a batch/v1 JobTemplateSpec, for "
+            "JobSet a JobSet's metadata and spec. Validated by the API server when the workload "
+            "is created (a rejection is Ready=False, InvalidSpec, with the server's message)."
+        ),
+        json_schema_extra={"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+    )
+    queue_name: DNSLabel | None = Field(
+        default=None,
+        description="A Kueue LocalQueue: the workload is created suspended and Kueue admits it.",
+    )
     cooldown: Duration = "6h"
     concurrency_policy: Literal["Forbid", "Replace"] = "Forbid"
-    backoff_limit: int = Field(default=1, ge=0, le=20)
-    ttl_seconds_after_finished: int = Field(default=86400, ge=0)
+    backoff_limit: int = Field(default=1, ge=0, le=20, description="Short form only.")
+    ttl_seconds_after_finished: int = Field(default=86400, ge=0, description="Short form only.")
+
+    model_config = cel_rules(exactly_one_of("retraining", "template", "workloadTemplate"))
 
 
 class OnRetrainedSpec(K8sModel):

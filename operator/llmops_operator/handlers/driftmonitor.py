@@ -20,7 +20,6 @@ from ..config import Settings
 from ..drift import check
 from ..drift.datasets import Columns, DatasetError, parse_dataset
 from ..drift.report import render_report
-from ..drift.retraining import EVENT_LABEL, MONITOR_LABEL, job_result, retraining_job
 from ..durations import parse_duration
 from ..kube import Kube, api_error_text
 from ..metrics import MetricsUnavailable, QueryFailed, provider_for
@@ -33,6 +32,8 @@ from ..registry.mlflow import (
     find_version_by_tag,
     log_run,
 )
+from ..retraining import EVENT_LABEL, MONITOR_LABEL, TrainerContext, engine_for, render
+from ..retraining import base as engines
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 EVENT_TAG = f"{GROUP}/drift-event"  # the tag a trainer puts on the version it registers
@@ -95,7 +96,7 @@ class DriftMonitorController:
         if check_due(spec, status, generation, now):
             self._check(body, spec, status, now, updates, condition, events)
         if spec.retraining is not None and status.last_retraining is not None:
-            self._follow_job(body, status, updates, condition, events)
+            self._follow_job(body, spec, status, updates, condition, events)
             if spec.on_retrained.auto_rollout:
                 self._open_rollout(body, spec, status, updates, condition, events)
         updates["conditions"] = conditions
@@ -155,7 +156,17 @@ class DriftMonitorController:
             if spec.retraining is not None:
                 windows = (baseline_text, current_window.text())
                 held = self._start_job(
-                    body, spec, status, event_id, verdict, windows, report_uri, now, updates, events
+                    body,
+                    spec,
+                    status,
+                    event_id,
+                    verdict,
+                    windows,
+                    report_uri,
+                    now,
+                    updates,
+                    events,
+                    condition,
                 )
             condition("Drifted", "True", "Drift", verdict.summary() + (f"; {held}" if held else ""))
             updates["driftEventId"] = event_id
@@ -255,31 +266,34 @@ class DriftMonitorController:
         now: datetime,
         updates: dict[str, Any],
         events: list[tuple[str, str, str]],
+        condition: Any,
     ) -> str:
-        """One Job per drift episode, and none inside the cooldown or beside a running one (Forbid).
-        Returns why retraining is held back, for the Drifted condition; empty when it is not."""
+        """One workload per drift episode, on the monitor's engine, and none inside the cooldown
+        or beside a queued or running one (Forbid). Returns why retraining is held back, for the
+        Drifted condition; empty when it is not."""
         assert spec.retraining is not None
         meta = body["metadata"]
+        engine = engine_for(spec.retraining.engine)
         last = status.last_retraining
         if last is not None and last.drift_event_id == event_id:
-            return ""  # this episode already has its Job
+            return ""  # this episode already has its workload
         if last is not None:
             started = _parse(last.start_time)
             cooldown = parse_duration(spec.retraining.cooldown)
             if started is not None and (now - started).total_seconds() < cooldown:
                 until = (started + timedelta(seconds=cooldown)).strftime(TIME_FORMAT)
-                return f"retraining held by the cooldown until {until} (last Job {last.job_name})"
-            if last.result in ("", "Running"):
+                return f"retraining held by the cooldown until {until} (last {engine.kind} {last.job_name})"
+            if last.result in ("", "Pending", "Running"):
                 if spec.retraining.concurrency_policy == "Forbid":
-                    return f"retraining held: Job {last.job_name} is still running (concurrencyPolicy Forbid)"
-                self.kube.delete("Job", meta["namespace"], last.job_name)  # Replace
+                    state = "queued" if last.result == "Pending" else "still running"
+                    held = f"{engine.kind} {last.job_name} is {state}"
+                    return f"retraining held: {held} (concurrencyPolicy Forbid)"
+                engines.delete(self.kube, engine, meta["namespace"], last.job_name)  # Replace
         name = check.job_name(meta["name"], event_id)
         target = self.kube.get("LLMDeployment", meta["namespace"], spec.target_ref.name) or {}
         uri = str(((target.get("spec") or {}).get("model") or {}).get("uri", ""))
         ref = parse_registry_uri(uri)
-        job = retraining_job(
-            monitor=body,
-            retraining=spec.retraining,
+        context = TrainerContext(
             name=name,
             event_id=event_id,
             drifted=verdict.drifted,
@@ -288,46 +302,71 @@ class DriftMonitorController:
             tracking_uri=self.settings.mlflow_tracking_uri,
             model_name=ref.name if ref is not None else spec.target_ref.name,
         )
-        created = self.kube.create(job)
+        workload = render(engine, body, spec.retraining, context)
+        try:
+            created = engines.create(self.kube, engine, workload)
+        except ApiException as error:
+            if error.status == 404:
+                message = f"engine {engine.kind} ({engine.api_version}) is not installed in the cluster"
+                condition("Ready", "False", "EngineNotInstalled", message)
+                return f"retraining held: {message}"
+            if error.status in (400, 422):
+                message = f"the API server rejected the {engine.kind}: {api_error_text(error)}"
+                condition("Ready", "False", "InvalidSpec", message)
+                return "retraining held: its template is invalid"
+            raise
+        queued = spec.retraining.queue_name
         updates["lastRetraining"] = RetrainingRun(
-            job_name=name, drift_event_id=event_id, start_time=now.strftime(TIME_FORMAT), result="Running"
+            job_name=name,
+            drift_event_id=event_id,
+            start_time=now.strftime(TIME_FORMAT),
+            result="Pending" if queued else "Running",
         ).model_dump(mode="json", by_alias=True, exclude_none=True)
         if created:
             telemetry.retraining(meta["namespace"], meta["name"], "started")
-            events.append(("Normal", "RetrainingStarted", f"Job {name} for drift event {event_id}"))
-        return ""
+            events.append(("Normal", "RetrainingStarted", f"{engine.kind} {name} for drift event {event_id}"))
+        return f"retraining {engine.kind} {name} queued in Kueue LocalQueue {queued}" if queued else ""
 
     def _follow_job(
         self,
         body: dict[str, Any],
+        spec: DriftMonitorSpec,
         status: DriftMonitorStatus,
         updates: dict[str, Any],
         condition: Any,
         events: list[tuple[str, str, str]],
     ) -> None:
+        """Maps the engine's status to lastRetraining and Retrained; a queued workload reports
+        Kueue's reason for not admitting it yet."""
+        assert spec.retraining is not None
         run = status.last_retraining
         if run is None or run.result in ("Succeeded", "Failed") or "lastRetraining" in updates:
             return
-        job = self.kube.get("Job", body["metadata"]["namespace"], run.job_name)
-        result = job_result(job)
-        if result == run.result:
+        engine = engine_for(spec.retraining.engine)
+        workload = engines.get(self.kube, engine, body["metadata"]["namespace"], run.job_name)
+        progress = engine.progress(workload)
+        what = f"{engine.kind} {run.job_name}"
+        if progress.result == "Pending" and workload is not None:
+            why = engines.queued_message(engines.kueue_workload(self.kube, workload))
+            condition("Retrained", "Unknown", "Queued", f"{what} is queued: {why}")
+        if progress.result == run.result:
             return
-        finished = dict(run.model_dump(mode="json", by_alias=True, exclude_none=True), result=result)
-        if result in ("Succeeded", "Failed") and job is not None:
-            finished["completionTime"] = (job.get("status") or {}).get("completionTime") or datetime.now(
-                UTC
-            ).strftime(TIME_FORMAT)
+        finished = dict(run.model_dump(mode="json", by_alias=True, exclude_none=True), result=progress.result)
+        if progress.result in ("Succeeded", "Failed"):
+            finished["completionTime"] = progress.completion_time or datetime.now(UTC).strftime(TIME_FORMAT)
         updates["lastRetraining"] = finished
-        if result in ("Succeeded", "Failed"):
-            telemetry.retraining(body["metadata"]["namespace"], body["metadata"]["name"], result.lower())
-        if result == "Failed":
-            condition("Retrained", "False", "JobFailed", f"Job {run.job_name} failed; it is not retried")
-            events.append(("Warning", "RetrainingFailed", f"Job {run.job_name} failed; it is not retried"))
-        elif result == "Succeeded":
-            condition("Retrained", "True", "JobSucceeded", f"Job {run.job_name} succeeded")
-            events.append(("Normal", "RetrainingSucceeded", f"Job {run.job_name} succeeded"))
-        else:
-            condition("Retrained", "Unknown", "JobRunning", f"Job {run.job_name} is running")
+        if progress.result in ("Succeeded", "Failed"):
+            telemetry.retraining(
+                body["metadata"]["namespace"], body["metadata"]["name"], progress.result.lower()
+            )
+        if progress.result == "Failed":
+            condition("Retrained", "False", "JobFailed", f"{what} failed; it is not retried")
+            events.append(("Warning", "RetrainingFailed", f"{what} failed; it is not retried"))
+        elif progress.result == "Succeeded":
+            condition("Retrained", "True", "JobSucceeded", f"{what} succeeded")
+            events.append(("Normal", "RetrainingSucceeded", f"{what} succeeded"))
+        elif progress.result == "Running":
+            condition("Retrained", "Unknown", "JobRunning", f"{what} is running")
 
     def _open_rollout(
         self,
