@@ -40,7 +40,7 @@ class ModelShape:
 MODELS = {
     "stable": ModelShape(layers=2, hidden=128, intermediate=256, heads=4, seed=1),
     "canary-equal": ModelShape(layers=2, hidden=128, intermediate=256, heads=4, seed=2),
-    "canary-slow": ModelShape(layers=8, hidden=1024, intermediate=4096, heads=16, seed=3),
+    "canary-slow": ModelShape(layers=16, hidden=1024, intermediate=4096, heads=16, seed=3),
 }
 
 
@@ -96,7 +96,7 @@ def build_model(directory: Path, shape: ModelShape, tokenizer_dir: Path) -> None
     )
     model = LlamaForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(directory, safe_serialization=True)
-    for path in tokenizer_dir.iterdir():
+    for path in tokenizer_dir.glob("*.j*"):  # tokenizer.json, its config, the chat template
         shutil.copy(path, directory / path.name)
 
 
@@ -108,8 +108,10 @@ def main() -> None:
         return
     started = time.monotonic()
     tokenizer_dir = root / "tokenizer"
-    shutil.rmtree(tokenizer_dir, ignore_errors=True)
-    build_tokenizer(tokenizer_dir)
+    if not (tokenizer_dir / ".built").exists():
+        shutil.rmtree(tokenizer_dir, ignore_errors=True)
+        build_tokenizer(tokenizer_dir)
+        (tokenizer_dir / ".built").touch()
     for name in missing:
         directory = root / name
         shutil.rmtree(directory, ignore_errors=True)
