@@ -250,3 +250,7 @@ def operator(namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
     yield process
     process.stop()
     assert "Traceback" not in process.logs(), process.logs()
+
+
+# The session's real vLLM servers (tests/integration/real_vllm.py), for the tests that need them.
+from .real_vllm import vllm_servers  # noqa: E402, F401
