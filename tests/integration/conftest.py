@@ -347,3 +347,7 @@ def mlflow_outage(mlflow_server: MLflowServer) -> Iterator[tuple[MLflowServer, O
     behind.uri = outage.url
     yield behind, outage
     outage.cut()
+
+
+# The session's real vLLM servers (tests/integration/real_vllm.py), for the tests that need them.
+from .real_vllm import vllm_servers  # noqa: E402, F401

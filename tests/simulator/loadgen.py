@@ -1,5 +1,6 @@
 """A bounded load generator standing in for the data plane: it splits requests between the
-stable and canary servers by the weights the operator actually set in the cluster."""
+stable and canary servers by the weights the operator actually set in the cluster, and asks each
+server by the model name it serves (its ``/v1/models``), as a real client of vLLM must."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class LoadGenerator:
         self.rate = rate_per_second
         self.max_tokens = max_tokens
         self.prompt_words = prompt_words  # tests shift the prompt length distribution through this
+        self.models = ["", ""]
         self.sent = [0, 0]
         self.errors = [0, 0]
         self._share = 0.0
@@ -40,6 +42,7 @@ class LoadGenerator:
         ]
 
     def start(self) -> LoadGenerator:
+        self.models = [served_model(url) for url in self.urls]
         self._share = self.canary_share()
         for thread in self._threads:
             thread.start()
@@ -68,7 +71,9 @@ class LoadGenerator:
     def _request(self, side: int) -> None:
         self.sent[side] += 1
         prompt = " ".join(["word"] * max(1, self.prompt_words()))
-        body = json.dumps({"model": "m", "prompt": prompt, "max_tokens": self.max_tokens}).encode()
+        body = json.dumps(
+            {"model": self.models[side], "prompt": prompt, "max_tokens": self.max_tokens}
+        ).encode()
         request = urllib.request.Request(
             f"{self.urls[side]}/v1/completions", data=body, headers={"Content-Type": "application/json"}
         )
@@ -77,3 +82,9 @@ class LoadGenerator:
                 response.read()
         except (urllib.error.URLError, OSError):
             self.errors[side] += 1
+
+
+def served_model(url: str) -> str:
+    """The first model the server at ``url`` lists in ``/v1/models``."""
+    with urllib.request.urlopen(f"{url}/v1/models", timeout=10) as response:
+        return str(json.load(response)["data"][0]["id"])

@@ -1,10 +1,17 @@
-"""A vLLM-compatible server without a GPU: the OpenAI completions API and vLLM's /metrics.
+"""A vLLM-compatible server without a GPU: vLLM's OpenAI completions and chat API and its /metrics.
 
-It emits vLLM's real metric names, labels and histogram buckets (``vllm:*`` with ``model_name`` and
-``engine``; ``http_requests_total`` with ``handler``, ``method`` and ``status`` as vLLM's FastAPI
-instrumentator does), so the operator's PromQL runs unchanged against it. Latency is really spent
-(the client waits) and failures are injected deterministically: a 5% failure rate fails exactly
-one request in twenty, starting with the first.
+It matches a real vLLM (0.32, checked by tests/integration/test_simulator_fidelity.py) on what the
+operator reads: the ``vllm:*`` names with ``model_name`` and ``engine``, vLLM's histogram bucket
+layouts (latency beyond 10 s and 120 s, token counts in a 1-2-5 series up to ``max_model_len``),
+``vllm:request_success_total{finished_reason}`` created at 0 for every reason, and
+``http_requests_total{handler,method,status}`` per route as vLLM's FastAPI instrumentator counts it
+(``/v1/models`` counted; ``/health``, ``/metrics`` and ``/version`` not; unknown paths as handler
+``none``). Requests fail the way vLLM's do: an unknown model is 404, a prompt or ``max_tokens``
+beyond the context length and malformed JSON are 400, each counted as ``4xx``; generation stops
+at the end of the context. Prompts count one token per word.
+
+Latency is really spent (the client waits) and failures are injected deterministically: a 5%
+failure rate fails exactly one request in twenty, starting with the first.
 
     python tests/simulator/vllm_sim.py --port 18001 --model llama --ttft-ms 40 --itl-ms 10
 """
@@ -17,6 +24,7 @@ import json
 import math
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -24,11 +32,36 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-# vLLM's bucket boundaries (vllm/v1/metrics/loggers.py).
-E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0)
-TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
-ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
-TOKEN_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+# vLLM's bucket boundaries (0.32): request latencies, time to first token, inter-token latency.
+REQUEST_LATENCY_BUCKETS = (
+    *(0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0),
+    *(240.0, 480.0, 960.0, 1920.0, 7680.0),
+)
+TTFT_BUCKETS = (
+    *(0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0),
+    *(20.0, 40.0, 80.0, 160.0, 640.0, 2560.0),
+)
+ITL_BUCKETS = (
+    *(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0),
+    *(20.0, 40.0, 80.0),
+)
+HTTP_DURATION_BUCKETS = (0.1, 0.5, 1.0)
+FINISHED_REASONS = ("stop", "length", "abort", "error", "repetition")
+# Paths vLLM's instrumentator leaves uncounted.
+UNCOUNTED_PATHS = {"/metrics", "/health", "/load", "/ping", "/version", "/server_info"}
+ROUTES = {("GET", "/v1/models"), ("POST", "/v1/completions"), ("POST", "/v1/chat/completions")}
+
+
+def one_two_five_buckets(maximum: int) -> tuple[float, ...]:
+    """1, 2, 5, 10, 20, 50, ... up to ``maximum``: vLLM's token-count buckets for a context length."""
+    bounds: list[float] = []
+    decade = 1
+    while True:
+        for step in (1, 2, 5):
+            if step * decade > maximum:
+                return tuple(bounds)
+            bounds.append(float(step * decade))
+        decade *= 10
 
 
 @dataclass
@@ -40,23 +73,41 @@ class Behaviour:
     failure_percent: float = 0.0
 
 
+class RequestError(Exception):
+    """An answer vLLM gives instead of a completion: its HTTP status and its error body."""
+
+    def __init__(self, status: int, message: str, type_: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": {"message": message, "type": type_, "param": param, "code": status}}
+
+
 class VLLMSimulator:
-    def __init__(self, model: str, port: int, behaviour: Behaviour | None = None) -> None:
+    def __init__(
+        self, model: str, port: int, behaviour: Behaviour | None = None, max_model_len: int = 2048
+    ) -> None:
         self.model = model
+        self.max_model_len = max_model_len
         self.behaviour = behaviour or Behaviour()
         self.registry = CollectorRegistry()
         labels = ["model_name", "engine"]
         r = self.registry
-        self.e2e = Histogram("vllm:e2e_request_latency_seconds", "", labels, registry=r, buckets=E2E_BUCKETS)
+        tokens = one_two_five_buckets(max_model_len)
+        self.e2e = Histogram(
+            "vllm:e2e_request_latency_seconds", "", labels, registry=r, buckets=REQUEST_LATENCY_BUCKETS
+        )
+        self.queue_time = Histogram(
+            "vllm:request_queue_time_seconds", "", labels, registry=r, buckets=REQUEST_LATENCY_BUCKETS
+        )
         self.ttft = Histogram(
             "vllm:time_to_first_token_seconds", "", labels, registry=r, buckets=TTFT_BUCKETS
         )
         self.itl = Histogram("vllm:inter_token_latency_seconds", "", labels, registry=r, buckets=ITL_BUCKETS)
         self.prompt_hist = Histogram(
-            "vllm:request_prompt_tokens", "prompt", labels, buckets=TOKEN_BUCKETS, registry=r
+            "vllm:request_prompt_tokens", "prompt", labels, buckets=tokens, registry=r
         )
         self.generation_hist = Histogram(
-            "vllm:request_generation_tokens", "generation", labels, buckets=TOKEN_BUCKETS, registry=r
+            "vllm:request_generation_tokens", "generation", labels, buckets=tokens, registry=r
         )
         self.success = Counter("vllm:request_success", "success", [*labels, "finished_reason"], registry=r)
         self.prompt_tokens = Counter("vllm:prompt_tokens", "prompt tokens", labels, registry=r)
@@ -65,6 +116,13 @@ class VLLMSimulator:
         self.waiting = Gauge("vllm:num_requests_waiting", "waiting", labels, registry=r)
         self.kv_cache = Gauge("vllm:kv_cache_usage_perc", "kv cache", labels, registry=r)
         self.http = Counter("http_requests", "http", ["handler", "method", "status"], registry=r)
+        self.http_duration = Histogram(
+            "http_request_duration_seconds",
+            "http duration",
+            ["handler", "method"],
+            registry=r,
+            buckets=HTTP_DURATION_BUCKETS,
+        )
         self._count = 0
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
@@ -72,8 +130,15 @@ class VLLMSimulator:
         self.server.handle_error = lambda *_: None  # type: ignore[method-assign]  # scrapers hang up
         self.port = self.server.server_address[1]
         self._thread: threading.Thread | None = None
+        series = (self.model, "0")
         for metric in (self.running, self.waiting, self.kv_cache):
-            metric.labels(model, "0").set(0)
+            metric.labels(*series).set(0)
+        for family in (self.prompt_tokens, self.generation_tokens, self.e2e, self.queue_time, self.ttft):
+            family.labels(*series)
+        for family in (self.itl, self.prompt_hist, self.generation_hist):
+            family.labels(*series)
+        for reason in FINISHED_REASONS:
+            self.success.labels(*series, reason)
 
     def start(self) -> VLLMSimulator:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -90,15 +155,54 @@ class VLLMSimulator:
             n, rate = self._count, self.behaviour.failure_percent
         return math.ceil(n * rate / 100) > math.ceil((n - 1) * rate / 100)  # from the first request
 
-    def complete(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def models(self) -> dict[str, Any]:
+        card = {
+            "id": self.model,
+            "object": "model",
+            "created": int(time.time()),
+            "owned_by": "vllm",
+            "root": self.model,
+            "parent": None,
+            "max_model_len": self.max_model_len,
+        }
+        return {"object": "list", "data": [card]}
+
+    def _check(self, request: dict[str, Any], prompt_tokens: int, max_tokens: int) -> None:
+        """The refusals vLLM answers before generating anything."""
+        model = request.get("model")
+        if model is not None and model != self.model:
+            message = f"The model `{model}` does not exist. Valid aliases: {self.model}."
+            raise RequestError(404, message, "NotFoundError", "model")
+        if prompt_tokens >= self.max_model_len:  # no room left for one generated token
+            raise RequestError(
+                400,
+                f"This model's maximum context length is {self.max_model_len} tokens. However, your "
+                f"prompt contains at least {prompt_tokens} input tokens, which exceeds this limit.",
+                "BadRequestError",
+                "input_tokens",
+            )
+        if max_tokens > self.max_model_len:
+            raise RequestError(
+                400,
+                f"max_tokens={max_tokens} is more than the context length of {self.max_model_len}.",
+                "BadRequestError",
+                "max_tokens",
+            )
+
+    def complete(self, request: dict[str, Any], chat: bool = False) -> dict[str, Any]:
         """One completion: the latency is spent, then recorded the way vLLM records it."""
-        labels = (self.model, "0")
+        if chat:
+            messages = request.get("messages") or []
+            text = " ".join(str(message.get("content", "")) for message in messages)
+        else:
+            text = str(request.get("prompt", ""))
+        prompt_tokens = len(text.split())
+        tokens = max(1, int(request.get("max_tokens") or 16))
+        self._check(request, prompt_tokens, tokens)
+        tokens = min(tokens, self.max_model_len - prompt_tokens)  # generation stops at the context's end
         if self._should_fail():
-            self.http.labels("/v1/completions", "POST", "5xx").inc()
-            return 500, {"error": {"message": "injected failure", "type": "InternalServerError"}}
-        prompt = str(request.get("prompt", ""))
-        prompt_tokens = max(1, len(prompt.split()))
-        tokens = max(1, int(request.get("max_tokens", 16)))
+            raise RequestError(500, "injected failure", "InternalServerError")
+        labels = (self.model, "0")
         behaviour = self.behaviour
         self.running.labels(*labels).inc()
         try:
@@ -109,6 +213,7 @@ class VLLMSimulator:
             total = time.monotonic() - started
         finally:
             self.running.labels(*labels).dec()
+        self.queue_time.labels(*labels).observe(0.0)
         self.ttft.labels(*labels).observe(first)
         for _ in range(tokens - 1):
             self.itl.labels(*labels).observe(behaviour.itl_ms / 1000)
@@ -118,19 +223,45 @@ class VLLMSimulator:
         self.prompt_tokens.labels(*labels).inc(prompt_tokens)
         self.generation_tokens.labels(*labels).inc(tokens)
         self.success.labels(*labels, "length").inc()
-        self.http.labels("/v1/completions", "POST", "2xx").inc()
-        body = {
-            "id": f"cmpl-{self._count}",
-            "object": "text_completion",
-            "model": self.model,
-            "choices": [{"index": 0, "text": " token" * tokens, "finish_reason": "length"}],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": tokens,
-                "total_tokens": prompt_tokens + tokens,
-            },
+        text_out = " token" * tokens
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": tokens,
+            "total_tokens": prompt_tokens + tokens,
         }
-        return 200, body
+        common = {"created": int(time.time()), "model": self.model, "usage": usage}
+        if chat:
+            message = {"role": "assistant", "content": text_out}
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "length"}
+            return {
+                "id": f"chatcmpl-{uuid.uuid4().hex}",
+                "object": "chat.completion",
+                "choices": [choice],
+                **common,
+            }
+        choice = {"index": 0, "text": text_out, "logprobs": None, "finish_reason": "length"}
+        return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "choices": [choice], **common}
+
+    def _answer(self, method: str, path: str, body: bytes) -> tuple[int, bytes, str]:
+        if path == "/metrics":
+            return 200, generate_latest(self.registry), CONTENT_TYPE_LATEST
+        if path == "/health":
+            return 200, b"", "application/json"
+        if path == "/version":
+            return 200, b'{"version":"0.32.0"}', "application/json"
+        if (method, path) not in ROUTES:
+            return 404, b'{"detail":"Not Found"}', "application/json"
+        if path == "/v1/models":
+            return 200, json.dumps(self.models()).encode(), "application/json"
+        try:
+            try:
+                request = json.loads(body or b"{}")
+            except json.JSONDecodeError as error:
+                raise RequestError(400, f"JSON decode error: {error}", "Bad Request", "body") from error
+            answer = self.complete(request, chat=path == "/v1/chat/completions")
+        except RequestError as refused:
+            return refused.status, json.dumps(refused.body).encode(), "application/json"
+        return 200, json.dumps(answer).encode(), "application/json"
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         sim = self
@@ -139,36 +270,27 @@ class VLLMSimulator:
             def log_message(self, *_: Any) -> None:  # quiet
                 pass
 
-            def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+            def _serve(self, method: str) -> None:
+                started = time.monotonic()
+                path = self.path.split("?", 1)[0]
+                length = int(self.headers.get("Content-Length") or 0)
+                status, body, content_type = sim._answer(method, path, self.rfile.read(length))
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+                if path in UNCOUNTED_PATHS:
+                    return
+                handler = path if (method, path) in ROUTES else "none"
+                sim.http.labels(handler, method, f"{status // 100}xx").inc()
+                sim.http_duration.labels(handler, method).observe(time.monotonic() - started)
 
             def do_GET(self) -> None:
-                if self.path == "/metrics":
-                    self._send(200, generate_latest(sim.registry), CONTENT_TYPE_LATEST)
-                elif self.path == "/health":
-                    self._send(200, b"")
-                elif self.path == "/v1/models":
-                    models = {"object": "list", "data": [{"id": sim.model, "object": "model"}]}
-                    self._send(200, json.dumps(models).encode())
-                else:
-                    self._send(404, b'{"detail":"Not Found"}')
+                self._serve("GET")
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                try:
-                    request = json.loads(self.rfile.read(length) or b"{}")
-                except json.JSONDecodeError:
-                    self._send(400, b'{"error":{"message":"invalid JSON"}}')
-                    return
-                if self.path not in ("/v1/completions", "/v1/chat/completions"):
-                    self._send(404, b'{"detail":"Not Found"}')
-                    return
-                status, body = sim.complete(request)
-                self._send(status, json.dumps(body).encode())
+                self._serve("POST")
 
         return Handler
 
@@ -179,11 +301,13 @@ def main() -> None:
     )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--model", default="model")
+    parser.add_argument("--max-model-len", type=int, default=2048)
     parser.add_argument("--ttft-ms", type=float, default=40.0)
     parser.add_argument("--itl-ms", type=float, default=10.0)
     parser.add_argument("--failure-percent", type=float, default=0.0)
     args = parser.parse_args()
-    sim = VLLMSimulator(args.model, args.port, Behaviour(args.ttft_ms, args.itl_ms, args.failure_percent))
+    behaviour = Behaviour(args.ttft_ms, args.itl_ms, args.failure_percent)
+    sim = VLLMSimulator(args.model, args.port, behaviour, args.max_model_len)
     with contextlib.suppress(KeyboardInterrupt):
         sim.server.serve_forever()
 
