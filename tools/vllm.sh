@@ -54,6 +54,9 @@ serve() {
   # Loopback only: without these vLLM advertises a non-loopback address between its processes.
   export VLLM_HOST_IP=127.0.0.1 VLLM_LOOPBACK_IP=127.0.0.1
   export VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1} VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
+  # One unpinned compute thread: two servers on a small shared machine, each binding a core of
+  # its own with spinning OpenMP threads, slow each other down by two orders of magnitude.
+  export VLLM_CPU_OMP_THREADS_BIND=${VLLM_CPU_OMP_THREADS_BIND:-nobind} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
   export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
   export PYTHONPATH=$root/tools/vllm${PYTHONPATH:+:$PYTHONPATH}
   exec "$venv/bin/python" -m vllm_launcher serve "$models_dir/$model" --served-model-name "$model" \
