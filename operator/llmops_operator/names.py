@@ -96,6 +96,7 @@ NOT_PROMOTED = "NotPromoted"
 NOT_ROLLED_BACK = "NotRolledBack"
 ABORTED = "Aborted"
 ANALYSIS_FAILED = "AnalysisFailed"
+FAILED_FAST = "FailedFast"  # rolled back by the fast-fail watch between measurements
 MANUAL = "Manual"  # pausedReason of a pause by request
 NO_DATA = "NoData"
 METRICS_UNAVAILABLE = "MetricsUnavailable"
@@ -108,6 +109,8 @@ PROMOTE = "Promote"
 WEIGHT_SET = "WeightSet"
 COMPLETED = "Completed"
 ALIAS_MOVED = "AliasMoved"
+CANARY_REMOVED = "CanaryRemoved"  # after a rollback: the canary lost its traffic
+STABLE_RESTORED = "StableRestored"  # after a rollback: the stable side has its replicas Ready again
 
 
 def canary_name(target: str) -> str:

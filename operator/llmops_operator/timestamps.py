@@ -34,8 +34,9 @@ def now_text() -> str:
 
 
 def parse_time(text: str) -> datetime:
-    """A timestamp this module formatted (or the API server wrote), as an aware UTC datetime."""
-    return datetime.strptime(text, FORMAT).replace(tzinfo=UTC)
+    """A timestamp this module formatted (or the API server wrote), whole seconds or micro, as an
+    aware UTC datetime."""
+    return datetime.strptime(text, MICRO_FORMAT if "." in text else FORMAT).replace(tzinfo=UTC)
 
 
 def seconds_since(text: str | None, moment: datetime) -> float:

@@ -111,7 +111,7 @@ class Provider:
         self.answers, self.ranges = instant, ranges
         self.range_calls: list[tuple[str, float, float]] = []
 
-    def instant(self, query: str) -> list[float]:
+    def instant(self, query: str, at: Any = None) -> list[float]:
         return self.answers[query]
 
     def range(self, query: str, seconds: float, step_seconds: float, end: Any = None) -> list[float]:

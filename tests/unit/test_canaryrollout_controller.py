@@ -57,7 +57,7 @@ class FixedProvider:
     def __init__(self, value: float) -> None:
         self.value = value
 
-    def instant(self, query: str) -> list[float]:
+    def instant(self, query: str, at: Any = None) -> list[float]:
         return [self.value]
 
     def range(self, query: str, seconds: float, step_seconds: float, end: Any = None) -> list[float]:

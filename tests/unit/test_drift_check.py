@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pytest
@@ -57,7 +58,7 @@ class RecordedPrometheus:
         samples = self.buckets_by_window.get((metric, at))
         return {} if samples is None else cumulative(samples)
 
-    def instant(self, query: str) -> list[float]:
+    def instant(self, query: str, at: Any = None) -> list[float]:
         raise AssertionError("a drift check reads windows, not instants")
 
     def range(

@@ -114,8 +114,23 @@ class MetricCheck(K8sModel):
     )
 
 
+class FailFastSpec(K8sModel):
+    """A watch of each metric's failure side between measurements, by a sequential test that may
+    look as often as it likes; it can only roll back, never promote."""
+
+    enabled: bool = True
+    interval: PositiveDuration | None = Field(
+        default=None,
+        description="How often to look; default interval/6, never below scrapeInterval.",
+    )
+
+
 class AnalysisSpec(K8sModel):
     interval: PositiveDuration = "1m"
+    scrape_interval: PositiveDuration = Field(
+        default="15s", description="Prometheus' scrape interval for these metrics: the shortest useful look."
+    )
+    fail_fast: FailFastSpec = Field(default_factory=FailFastSpec, json_schema_extra={"default": {}})
     metrics: list[MetricCheck] = Field(
         default_factory=list,
         max_length=16,
@@ -129,6 +144,36 @@ class AnalysisSpec(K8sModel):
         default=1, ge=1, le=100, description="Successful measurements at the final weight before promotion."
     )
     prometheus: PrometheusEndpoint | None = None
+
+    model_config = cel_rules(
+        {
+            "rule": "!has(self.failFast.interval) || "
+            "duration(self.failFast.interval) < duration(self.interval)",
+            "message": "failFast.interval must be shorter than interval",
+            "fieldPath": ".failFast.interval",
+        },
+        {
+            "rule": "!has(self.failFast.interval) || "
+            "duration(self.failFast.interval) >= duration(self.scrapeInterval)",
+            "message": "failFast.interval must not be shorter than scrapeInterval",
+            "fieldPath": ".failFast.interval",
+        },
+    )
+
+
+CanaryTraffic = Literal["RemoveAtOnce", "KeepUntilStableReady", "Auto"]
+
+
+class RollbackSpec(K8sModel):
+    canary_traffic: CanaryTraffic = Field(
+        default="Auto",
+        description=(
+            "RemoveAtOnce: the canary loses its traffic at once (capacity is short until the stable "
+            "side is Ready again). KeepUntilStableReady: it serves until the stable side has its "
+            "replicas Ready. Auto: at once for error and custom metrics and aborts, kept for "
+            "latency-only failures."
+        ),
+    )
 
 
 class PromotionSpec(K8sModel):
@@ -147,6 +192,7 @@ class CanaryRolloutSpec(K8sModel):
     traffic_routing: TrafficRoutingSpec | None = None
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec, json_schema_extra={"default": {}})
     promotion: PromotionSpec = Field(default_factory=PromotionSpec, json_schema_extra={"default": {}})
+    rollback: RollbackSpec = Field(default_factory=RollbackSpec, json_schema_extra={"default": {}})
     scale_down_delay: Duration = Field(default="30s", description="Canary kept this long after a rollback.")
 
 
@@ -169,6 +215,39 @@ class MetricTally(StatusModel):
     errors: int = 0
     consecutive_inconclusive: int = 0
     consecutive_errors: int = 0
+
+
+class FailFastEvidence(StatusModel):
+    """One metric's sequential test so far: the sufficient statistics and the last window consumed
+    (``lastSampleAt``), so a restarted operator goes on from there, neither losing nor counting a
+    window twice."""
+
+    metric: str
+    test: str = "mSPRT"
+    side: Literal["threshold", "baseline"] = "threshold"
+    weight: int = Field(default=0, description="The canary weight the samples were taken at.")
+    samples: int = 0
+    sum: float = 0.0
+    sum_squares: float = 0.0
+    last_sample_at: str | None = None
+    last_value: str = ""
+    statistic: float = 0.0
+    boundary: float = 0.0
+    fired: bool = False
+
+
+RollbackOrder = Literal["RemovedAtOnce", "KeptUntilStableReady"]
+
+
+class RollbackStatus(StatusModel):
+    order: RollbackOrder
+    reason: str = ""
+    started_at: str = ""
+    canary_removed_at: str | None = None
+    stable_ready_at: str | None = None
+    capacity_short_seconds: float | None = Field(
+        default=None, description="From the canary losing its traffic to the stable side Ready (to a tick)."
+    )
 
 
 RolloutPhase = Literal["", "Waiting", "Progressing", "Paused", "Promoting", "Promoted", "RolledBack"]
@@ -195,6 +274,8 @@ class CanaryRolloutStatus(StatusModel):
     finished_at: str | None = None
     measurements: list[MeasurementStatus] = Field(default_factory=list)
     tallies: list[MetricTally] = Field(default_factory=list)
+    fail_fast: list[FailFastEvidence] = Field(default_factory=list)
+    rollback: RollbackStatus | None = None
     gitops_changes: list[dict[str, Any]] = Field(
         default_factory=list,
         json_schema_extra={"items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},

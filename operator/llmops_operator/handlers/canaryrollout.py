@@ -20,23 +20,26 @@ from kubernetes.client import ApiException
 from pydantic import ValidationError
 
 from .. import GROUP, VERSION, telemetry
-from ..api.canaryrollout import CanaryRollout, CanaryRolloutSpec, CanaryRolloutStatus
+from ..api.canaryrollout import CanaryRollout, CanaryRolloutSpec, CanaryRolloutStatus, RollbackStatus
 from ..api.common import PrometheusEndpoint
 from ..api.llmdeployment import LLMDeploymentSpec
 from ..conditions import invalid_spec_status
 from ..config import Settings
 from ..durations import parse_duration
 from ..kube import Kube, api_error_text, contains
-from ..metrics import MetricsProvider, provider_for
+from ..metrics import MetricsProvider, MetricsUnavailable, QueryFailed, provider_for
+from ..metrics.templates import TemplateError
 from ..model_uris import parse_registry_uri
 from ..names import (
     ALIAS_MOVED,
+    CANARY_REMOVED,
     COMPLETED,
     PROMOTED,
     PROMOTING,
     REGISTRY_UNAVAILABLE,
     REJECTED,
     ROLLED_BACK,
+    STABLE_RESTORED,
     STARTED,
     VERDICT_TAG,
     WAITING,
@@ -44,10 +47,10 @@ from ..names import (
     canary_name,
 )
 from ..registry.mlflow import RegistryUnavailable, set_alias, tag_version
-from ..rollout import analysis, gates, progress
+from ..rollout import analysis, failfast, gates, progress
 from ..rollout.canary import canary_overlay, desired_canary, leaves
 from ..routing import RouteNotUsable, Sides, router_for
-from ..timestamps import format_time, now, now_text, seconds_since
+from ..timestamps import format_micro_time, format_time, now, now_text, parse_time, seconds_since
 from ..workqueue import KeyedLocks
 
 log = logging.getLogger(__name__)
@@ -220,9 +223,13 @@ class _Tick:
         if progress.measurement_due(status, self.spec.analysis, self.now):
             outcome = self._measure()
             if isinstance(outcome, gates.Fail):
-                return self._rollback(full, outcome.reason)
+                return self._rollback(full, outcome)
             if isinstance(outcome, gates.Pause):
                 pause_detail = outcome.message
+        else:  # between measurements: the fast-fail watch (a tick with a full measurement skips it)
+            watched = self._watch()
+            if isinstance(watched, gates.Fail):
+                return self._rollback(full, watched)
         return self._settle(target, full, verified, pause_detail)
 
     def _settle(self, target: dict[str, Any], full: int, verified: bool, pause_detail: str) -> str:
@@ -257,6 +264,31 @@ class _Tick:
             self.status.paused_reason = gates.paused_after(before)
         return outcome
 
+    def _watch(self) -> gates.Outcome:
+        """The fast-fail looks that are due, one query each, judged by gates.judge_looks. A look
+        that cannot be read stays due (the full measurement reports the outage)."""
+        looks = failfast.due(self.status, self.spec.analysis, self.now)
+        if not looks:
+            return gates.PROCEED
+        provider = self.providers(self.spec.analysis.prometheus, self.settings.prometheus_url)
+        variables = gates.variables_of(self.spec, self.namespace)
+        answered: list[tuple[failfast.Look, list[float]]] = []
+        refused: set[str] = set()
+        for look in looks:
+            if look.metric.name in refused:
+                continue
+            try:
+                query = analysis.look_query(look.metric, look.side, {**variables, "interval": look.window})
+                answered.append((look, provider.instant(query, look.at)))
+            except MetricsUnavailable:
+                break
+            except (QueryFailed, TemplateError):
+                refused.add(look.metric.name)
+        outcome = gates.judge_looks(self.status, answered)
+        if isinstance(outcome, gates.Fail):
+            telemetry.measured(self.namespace, self.name, outcome.metric, "FailedFast")
+        return outcome
+
     def _pause_message(self) -> str:
         return next(
             (
@@ -271,31 +303,81 @@ class _Tick:
         existing = next((c for c in self.status.conditions if c.type == type_), None)
         return existing.message if existing is not None else ""
 
-    def _abort(self, reason: str) -> str:
+    def _full(self) -> int:
         target = self.kube.get("LLMDeployment", self.namespace, self.target)
-        return self._rollback(int(((target or {}).get("spec") or {}).get("replicas") or 1), reason)
+        return int(((target or {}).get("spec") or {}).get("replicas") or 1)
 
-    def _rollback(self, full: int, reason: str) -> str:
-        """All traffic to stable at once; the canary goes to zero (after the delay when a router
-        can take its traffic away without scaling it)."""
+    def _abort(self, reason: str) -> str:
+        return self._rollback(self._full(), gates.Fail(reason))
+
+    def _rollback(self, full: int, fail: gates.Fail) -> str:
+        """Back to the stable: its Deployment returns to full size at once; the canary loses its
+        traffic at once or once the stable side is Ready, as ``spec.rollback`` says."""
         status = self.status
-        status.canary_weight, status.stable_weight = 0, 100
+        order = gates.rollback_order(self.spec, fail.metric)
+        status.rollback = RollbackStatus(
+            order=order, reason=fail.reason, started_at=format_micro_time(self.now)
+        )
         status.weight_verified_at = None
         status.stable_replicas = None
         status.phase = "RolledBack"
         status.paused_reason = ""
         status.finished_at = format_time(self.now)
+        if order == "RemovedAtOnce":
+            how = "the canary's traffic removed at once"
+        else:
+            how = f"the canary serves until {self.target} has {full} replicas Ready"
+        reason = fail.reason
+        message = reason if reason.startswith("aborted") else f"rolled back: {reason}"
+        telemetry.rolled_back(self.namespace, self.name)
+        self.events.append(gates.warning(ROLLED_BACK, f"{message}; {how}"))
+        if order == "RemovedAtOnce" or self._stable_ready(full):
+            self._remove_canary(full)
+        self._tag_rejected()
+        return message
+
+    def _stable_ready(self, full: int) -> bool:
+        state = (self.kube.get("Deployment", self.namespace, self.target) or {}).get("status") or {}
+        return int(state.get("readyReplicas") or 0) >= full
+
+    def _remove_canary(self, full: int) -> None:
+        """The canary's traffic to zero (its pods too when they sit behind the stable Service)."""
+        status = self.status
+        status.canary_weight, status.stable_weight = 0, 100
         try:
             self.router.set_weight(0, Sides(full=full, canary_ready=0, stable_ready=0, stable_pods=0))
         except RouteNotUsable as error:
             log.warning("rollback of %s: %s", self.target, error)
         if self.router.shares_service:
             scale_canary(self.kube, self.namespace, self.target, 0)
-        message = reason if reason.startswith("aborted") else f"rolled back: {reason}"
-        telemetry.rolled_back(self.namespace, self.name)
-        self.events.append(gates.warning(ROLLED_BACK, message))
-        self._tag_rejected()
-        return message
+        assert status.rollback is not None
+        status.rollback.canary_removed_at = format_micro_time(self.now)
+        self._stable_restored(full)
+        if status.rollback.order == "KeptUntilStableReady" and status.rollback.stable_ready_at:
+            self.events.append(
+                gates.normal(
+                    CANARY_REMOVED, f"{self.target} has {full} replicas Ready; the canary no longer serves"
+                )
+            )
+
+    def _stable_restored(self, full: int) -> None:
+        """Notes when the stable side is back at full size, and how long capacity was short."""
+        rollback = self.status.rollback
+        if rollback is None or rollback.stable_ready_at or not rollback.canary_removed_at:
+            return
+        if not self._stable_ready(full):
+            return
+        rollback.stable_ready_at = format_micro_time(self.now)
+        short = (self.now - parse_time(rollback.canary_removed_at)).total_seconds()
+        rollback.capacity_short_seconds = round(max(0.0, short), 3)
+        if rollback.order == "RemovedAtOnce" and rollback.capacity_short_seconds:
+            self.events.append(
+                gates.normal(
+                    STABLE_RESTORED,
+                    f"{self.target} has {full} replicas Ready again; capacity was short for "
+                    f"{rollback.capacity_short_seconds:g} s (the canary's traffic was removed at once)",
+                )
+            )
 
     def _tag_rejected(self) -> None:
         ref = parse_registry_uri(self.spec.canary.model.uri) if self.spec.canary.model else None
@@ -309,7 +391,16 @@ class _Tick:
             self.events.append(gates.warning(REGISTRY_UNAVAILABLE, message))
 
     def _after_rollback(self) -> None:
-        """The delayed half of a rollback: the canary scaled to zero once the delay has passed."""
+        """The later half of a rollback: a kept canary removed once the stable side is Ready, the
+        time capacity was short, and the canary scaled to zero once the delay has passed."""
+        rollback = self.status.rollback
+        if rollback is not None and (not rollback.canary_removed_at or not rollback.stable_ready_at):
+            full = self._full()
+            if not rollback.canary_removed_at:
+                if self._stable_ready(full):
+                    self._remove_canary(full)
+            else:
+                self._stable_restored(full)
         finished = self.status.finished_at
         if finished and seconds_since(finished, self.now) >= parse_duration(self.spec.scale_down_delay):
             scale_canary(self.kube, self.namespace, self.target, 0)
@@ -404,7 +495,7 @@ def register(settings: Settings) -> None:
         lock.forget((namespace, name))
 
     def give_back(namespace: str, spec: kopf.Spec, status: dict[str, Any]) -> None:
-        if status.get("phase") in progress.TERMINAL:
+        if status.get("phase") in progress.TERMINAL and not gates.canary_pending_removal(status):
             return
         try:
             rollout_spec = CanaryRolloutSpec.model_validate(dict(spec))

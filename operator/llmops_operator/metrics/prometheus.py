@@ -36,8 +36,9 @@ class PrometheusProvider:
                 raise MetricsUnavailable(f"Prometheus at {self.url} failed: {text[:200]}") from error
             raise QueryFailed(text[:300]) from error
 
-    def instant(self, query: str) -> list[float]:
-        result = self._call(self._client.custom_query, query=query)
+    def instant(self, query: str, at: datetime | None = None) -> list[float]:
+        params = {} if at is None else {"time": f"{at.timestamp():.3f}"}
+        result = self._call(self._client.custom_query, query=query, params=params)
         return [float(series["value"][1]) for series in result if "value" in series]
 
     def range(

@@ -18,8 +18,9 @@ class MetricsProvider(Protocol):
     """Queries are in the backend's own language (PromQL for Prometheus); a provider only runs
     them and hands back numbers in the shapes below, whatever the backend stores."""
 
-    def instant(self, query: str) -> list[float]:
-        """One value per series the query returns now; an empty list when it returns none."""
+    def instant(self, query: str, at: datetime | None = None) -> list[float]:
+        """One value per series the query returns at ``at`` (default now); an empty list when it
+        returns none."""
         ...
 
     def buckets(self, query: str, at: datetime) -> dict[float, float]:

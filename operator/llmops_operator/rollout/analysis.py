@@ -214,3 +214,16 @@ def measure(
         return Measurement(metric.name, "Error", "", _threshold_text(low, high), str(error))
     except QueryFailed as error:
         return Measurement(metric.name, "Error", "", _threshold_text(low, high), f"query failed: {error}")
+
+
+def look_query(
+    metric: MetricCheck, side: Literal["threshold", "baseline"], variables: Mapping[str, str]
+) -> str:
+    """A fast-fail look as one query: the metric itself for a threshold, canary over stable in one
+    expression for a baseline (NaN unless each side is one series)."""
+    template = query_of(metric)
+    query = render_query(template, variables)
+    if side == "threshold":
+        return query
+    against_stable = render_query(template, {**variables, "canary": variables["stable"]})
+    return f"vector(scalar({query}) / scalar({against_stable}))"

@@ -17,12 +17,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from .. import names
-from ..api.canaryrollout import CanaryRolloutSpec, CanaryRolloutStatus
+from ..api.canaryrollout import CanaryRolloutSpec, CanaryRolloutStatus, RollbackOrder
 from ..api.common import validation_message
 from ..api.llmdeployment import LLMDeploymentSpec
 from ..durations import parse_duration
 from ..timestamps import seconds_since
-from . import analysis, progress
+from . import analysis, failfast, progress
 
 Event = tuple[str, str, str]  # (Normal or Warning, reason, message)
 RUNNING = ("Progressing", "Paused", "Promoting")
@@ -63,6 +63,7 @@ class Fail:
     """Roll back, for this reason (the failing metric, or a request)."""
 
     reason: str
+    metric: str = ""  # the failing metric's name; empty for a request
 
 
 Outcome = Proceed | Wait | Pause | Fail
@@ -262,7 +263,7 @@ def judge_round(paused_before: str, result: progress.RoundOutcome) -> tuple[Outc
     metrics; a manual pause stays as it is), or Proceed, which lifts an automatic pause (the
     pausedReason after Proceed is ``paused_after(paused_before)``)."""
     if result.rollback is not None:
-        return Fail(result.rollback), []
+        return Fail(result.rollback, result.metric), []
     if result.pause and paused_before != names.MANUAL:
         said = [] if paused_before == result.pause else [warning(result.pause, result.pause_message)]
         return Pause(result.pause, result.pause_message), said
@@ -274,6 +275,42 @@ def judge_round(paused_before: str, result: progress.RoundOutcome) -> tuple[Outc
 def paused_after(paused_before: str) -> str:
     """The pausedReason after a round that neither failed nor paused: an automatic pause lifts."""
     return "" if paused_before in progress.AUTOMATIC_PAUSES else paused_before
+
+
+def judge_looks(status: CanaryRolloutStatus, answered: list[tuple[failfast.Look, list[float]]]) -> Outcome:
+    """The fast-fail looks the controller ran, consumed in time order into ``status.failFast``:
+    Fail at the first sequential test that fires (only a rollback can come early), else Proceed."""
+    for look, values in answered:
+        reason = failfast.record(status, look, values)
+        if reason is not None:
+            return Fail(reason, look.metric.name)
+    return PROCEED
+
+
+# -- rollback ----------------------------------------------------------------------------------------
+
+LATENCY_PRESETS = ("e2eLatencyP95", "timeToFirstTokenP95", "interTokenLatencyP95")
+
+
+def rollback_order(spec: CanaryRolloutSpec, metric: str) -> RollbackOrder:
+    """Whether the canary loses its traffic at once or serves until the stable side is Ready.
+    ``Auto``: a canary that is only slow still answers correctly, so it keeps serving while the
+    stable side comes back (no capacity dip); one that fails requests, an unknown (custom) metric
+    and an abort lose their traffic at once."""
+    chosen = spec.rollback.canary_traffic
+    if chosen == "RemoveAtOnce":
+        return "RemovedAtOnce"
+    if chosen == "KeepUntilStableReady":
+        return "KeptUntilStableReady"
+    check = next((m for m in analysis.metrics_of(spec.analysis) if m.name == metric), None)
+    slow_only = check is not None and check.preset in LATENCY_PRESETS
+    return "KeptUntilStableReady" if slow_only else "RemovedAtOnce"
+
+
+def canary_pending_removal(status: dict[str, Any]) -> bool:
+    """A rollback that keeps the canary serving until the stable side is Ready, not done yet."""
+    rollback = status.get("rollback") or {}
+    return rollback.get("order") == "KeptUntilStableReady" and not rollback.get("canaryRemovedAt")
 
 
 # -- promotion ---------------------------------------------------------------------------------------
@@ -307,7 +344,7 @@ def settled(rollout: dict[str, Any], now: datetime) -> bool:
         return False
     if status.get("phase") == "Promoted":
         return True
-    if status.get("phase") != "RolledBack" or not status.get("finishedAt"):
+    if status.get("phase") != "RolledBack" or not status.get("finishedAt") or canary_pending_removal(status):
         return False
     delay = parse_duration(str((rollout.get("spec") or {}).get("scaleDownDelay") or "30s"))
     return seconds_since(status["finishedAt"], now) > delay + 60  # the delayed scale-down is long done

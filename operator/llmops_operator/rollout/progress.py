@@ -23,6 +23,7 @@ from ..durations import parse_duration
 from ..names import (
     ABORTED,
     ANALYSIS_FAILED,
+    FAILED_FAST,
     METRICS_UNAVAILABLE,
     NO_DATA,
     NOT_PAUSED,
@@ -89,6 +90,7 @@ class RoundOutcome:
     """What the counters say after a measurement round."""
 
     rollback: str | None = None  # the failing metric, its value and threshold
+    metric: str = ""  # the failing metric's name
     pause: str = ""  # NoData or MetricsUnavailable; empty when measuring works
     pause_message: str = ""
 
@@ -153,7 +155,8 @@ def record(
                 rollback=(
                     f"metric {tally.name} failed {tally.failed} times (limit {analysis.failure_limit}): "
                     f"{last.value or 'no value'} against {last.threshold or 'the baseline'}"
-                )
+                ),
+                metric=tally.name,
             )
     measured = [tally for tally in status.tallies if tally.name in {m.metric for m in measurements}]
     for tally in measured:  # a metric that sat out this round says nothing about data now
@@ -261,6 +264,8 @@ def conditions_for(
     put(PROMOTED, "True" if promoted else "False", PROMOTED if promoted else NOT_PROMOTED, "")
     if phase == "RolledBack":
         reason = ABORTED if detail.startswith("aborted") else ANALYSIS_FAILED
+        if reason == ANALYSIS_FAILED and any(evidence.fired for evidence in status.fail_fast):
+            reason = FAILED_FAST
         put(ROLLED_BACK, "True", reason, detail)
     else:
         put(ROLLED_BACK, "False", NOT_ROLLED_BACK, "")

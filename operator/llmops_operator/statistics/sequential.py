@@ -1,0 +1,90 @@
+"""A mixture sequential probability ratio test (mSPRT) whose false-alarm rate holds however often
+it is looked at, for the fast-fail watch of a CanaryRollout.
+
+Each look gives one sample ``y``: the log of a metric over a short window against its bound (a
+threshold metric) or the canary's value over the stable's in the same window (a baseline metric),
+so ``y > margin`` is the failure side. The test is Robbins' normal mixture over the mean, as used
+for always-valid p-values by Johari, Pekelis and Walsh (2017):
+
+    Lambda_n = sqrt(s2 / (s2 + n t2)) * exp(n^2 t2 (mean - margin)^2 / (2 s2 (s2 + n t2)))
+
+a nonnegative martingale under ``mean == margin`` (and a supermartingale's event for any mean
+below it when only the upper side can fire), so by Ville's inequality ``P(ever Lambda_n >= 1/alpha)
+<= alpha`` over an unbounded number of looks. The variance ``s2`` is the running sample variance,
+never below ``VARIANCE_FLOOR`` (so the bound is exact for noise up to that floor and is measured
+for more in benchmarks/fail_fast_calibration.py). Samples are clipped to ``+-CLIP`` so one window
+without traffic or with a zero value cannot dominate. Only the sufficient statistics (count, sum,
+sum of squares) are kept: they are what status persists across operator restarts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+ALPHA = 0.005  # false-alarm probability per metric per rollout step
+MIXTURE_SD = 0.5  # tau: the mixture's spread, in log units (an effect of about 1.65x weighs most)
+VARIANCE_FLOOR = 0.25**2  # sigma never below 0.25 log units (about +-28% a window)
+CLIP = 3.0  # |y| <= 3: a window cannot weigh more than a 20-fold ratio
+EPSILON = 0.01  # a value of zero counts as 1% of the bound (a log needs a positive value)
+TEST_NAME = "mSPRT"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The sufficient statistics of the samples seen so far."""
+
+    samples: int = 0
+    total: float = 0.0
+    total_squares: float = 0.0
+
+    def add(self, y: float) -> Evidence:
+        return Evidence(self.samples + 1, self.total + y, self.total_squares + y * y)
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.samples if self.samples else 0.0
+
+    @property
+    def variance(self) -> float:
+        """The sample variance, floored: the plug-in sigma^2 of the mixture."""
+        if self.samples < 2:
+            return VARIANCE_FLOOR
+        spread = (self.total_squares - self.total * self.total / self.samples) / (self.samples - 1)
+        return max(VARIANCE_FLOOR, spread)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    statistic: float  # log Lambda_n
+    boundary: float  # log(1/alpha)
+    fired: bool
+
+
+def boundary(alpha: float = ALPHA) -> float:
+    return math.log(1.0 / alpha)
+
+
+def log_ratio(value: float, reference: float) -> float | None:
+    """The sample of one look: log(value / reference), zeros lifted to ``EPSILON`` of the
+    reference, clipped to ``+-CLIP``; None when the reference is not positive or a value is not
+    finite (no sample, rather than a made-up one)."""
+    if not (math.isfinite(value) and math.isfinite(reference)) or reference <= 0:
+        return None
+    floor = EPSILON * reference
+    y = math.log(max(value, 0.0) + floor) - math.log(reference + floor)
+    return max(-CLIP, min(CLIP, y))
+
+
+def msprt(
+    evidence: Evidence, margin: float = 0.0, alpha: float = ALPHA, mixture_sd: float = MIXTURE_SD
+) -> Verdict:
+    """One-sided: fires only when the mean is above ``margin`` and Lambda_n reaches 1/alpha."""
+    limit = boundary(alpha)
+    n = evidence.samples
+    if n == 0:
+        return Verdict(0.0, limit, False)
+    s2, t2 = evidence.variance, mixture_sd * mixture_sd
+    shift = evidence.mean - margin
+    statistic = 0.5 * math.log(s2 / (s2 + n * t2)) + (n * n * t2 * shift * shift) / (2 * s2 * (s2 + n * t2))
+    return Verdict(statistic, limit, shift > 0 and statistic >= limit)
