@@ -259,3 +259,108 @@ def test_ended_rollouts_are_left_alone_and_the_canary_of_a_rolled_back_one_goes_
     tick(kube)
     assert kube.stored("LLMDeployment", NS, "llama-canary")["spec"]["replicas"] == 0
     assert canaryrollout.gates.settled(kube.stored("CanaryRollout", NS, "r"), now())
+
+
+class ByQuery:
+    """Errors and latency answered apart: the error-rate preset reads http_requests_total."""
+
+    def __init__(self, errors: float, latency_ms: float) -> None:
+        self.errors, self.latency_ms = errors, latency_ms
+        self.looks: list[Any] = []
+
+    def instant(self, query: str, at: Any = None) -> list[float]:
+        if at is not None:
+            self.looks.append(at)
+        return [self.errors if "http_requests_total" in query else self.latency_ms]
+
+    def range(self, query: str, seconds: float, step_seconds: float, end: Any = None) -> list[float]:
+        raise AssertionError("no baseline metric here")
+
+    def buckets(self, query: str, at: Any) -> dict[float, float]:
+        raise AssertionError("a rollout reads no histograms")
+
+
+def watched(seconds_ago: float, **spec: Any) -> FakeKube:
+    """A rollout at 50% whose weight was verified ``seconds_ago`` (interval 10 s, scrapes 1 s)."""
+    analysis = {"interval": "10s", "scrapeInterval": "1s", "failureLimit": 0}
+    body = rollout_object(analysis=analysis, **spec)
+    body["status"] = {
+        "phase": "Progressing",
+        "canaryName": "llama-canary",
+        "canaryWeight": 50,
+        "stableWeight": 50,
+        "currentStepIndex": 1,
+        "stepStartedAt": format_time(now() - timedelta(minutes=1)),
+        "weightVerifiedAt": format_time(now() - timedelta(seconds=seconds_ago)),
+    }
+    return FakeKube(body, target_object(), deployment("llama", 1), deployment("llama-canary", 1))
+
+
+def tick_with(kube: FakeKube, provider: ByQuery) -> dict[str, Any]:
+    def providers(endpoint: PrometheusEndpoint | None, default_url: str) -> MetricsProvider:
+        return provider
+
+    CanaryRolloutController(Settings(), kube, providers).tick(
+        NS, "r", [kube.stored("CanaryRollout", NS, "r")]
+    )
+    return kube.status_of("CanaryRollout", NS, "r")
+
+
+def test_severe_errors_fail_fast_before_the_interval_and_remove_the_canary_at_once() -> None:
+    kube = watched(seconds_ago=8)
+    provider = ByQuery(errors=20.0, latency_ms=100.0)
+    status = tick_with(kube, provider)
+    assert status["phase"] == "RolledBack" and status.get("tallies", []) == []  # no full measurement ran
+    assert condition(status, "RolledBack")[:2] == ("True", "FailedFast")
+    evidence = next(e for e in status["failFast"] if e["metric"] == "error-rate")
+    assert evidence["fired"] and evidence["samples"] == 3 and evidence["statistic"] >= evidence["boundary"]
+    assert evidence["lastSampleAt"] and evidence["lastValue"] == "20"
+    kind, _, message = next(e for e in kube.events if e[1] == "RolledBack")
+    assert kind == "Warning" and "mSPRT" in message and "error-rate" in message
+    assert "removed at once" in message
+    assert status["rollback"]["order"] == "RemovedAtOnce" and status["rollback"]["canaryRemovedAt"]
+    assert kube.stored("LLMDeployment", NS, "llama-canary")["spec"]["replicas"] == 0
+    assert status["canaryWeight"] == 0
+    # The stable side comes back: how long capacity was short is in status and an Event.
+    kube.put(deployment("llama", 2))
+    status = tick_with(kube, provider)
+    assert status["rollback"]["stableReadyAt"] and status["rollback"]["capacityShortSeconds"] >= 0
+
+
+def test_a_healthy_canary_is_watched_but_not_rolled_back_and_writes_only_when_evidence_grows() -> None:
+    kube = watched(seconds_ago=4)
+    provider = ByQuery(errors=0.0, latency_ms=100.0)
+    status = tick_with(kube, provider)
+    assert status["phase"] == "Progressing"
+    assert {e["metric"]: e["samples"] for e in status["failFast"]} == {"error-rate": 2, "latency-p95": 2}
+    assert len(provider.looks) == 4  # one query per metric per window
+    writes = len(kube.writes)
+    tick_with(kube, provider)  # no new window has ended: nothing queried, nothing written
+    assert len(provider.looks) == 4 and len(kube.writes) == writes
+
+
+def test_a_slow_canary_keeps_serving_until_the_stable_side_is_ready_again() -> None:
+    kube = watched(seconds_ago=8)
+    provider = ByQuery(errors=0.0, latency_ms=9000.0)  # far past the 2000 ms default
+    status = tick_with(kube, provider)
+    assert condition(status, "RolledBack")[:2] == ("True", "FailedFast")
+    assert status["rollback"]["order"] == "KeptUntilStableReady"
+    assert status["rollback"].get("canaryRemovedAt") is None
+    assert kube.stored("LLMDeployment", NS, "llama-canary")["spec"]["replicas"] == 1  # still serving
+    assert "serves until llama has 2 replicas Ready" in kube.events[-1][2]
+    status = tick_with(kube, provider)  # the stable side not Ready yet: the canary stays
+    assert kube.stored("LLMDeployment", NS, "llama-canary")["spec"]["replicas"] == 1
+    kube.put(deployment("llama", 2))
+    status = tick_with(kube, provider)
+    assert kube.stored("LLMDeployment", NS, "llama-canary")["spec"]["replicas"] == 0
+    assert status["rollback"]["canaryRemovedAt"] and status["rollback"]["capacityShortSeconds"] == 0
+    assert kube.events[-1][1] == "CanaryRemoved"
+
+
+def test_fail_fast_off_waits_for_the_full_measurement() -> None:
+    kube = watched(seconds_ago=8)
+    body = kube.stored("CanaryRollout", NS, "r")
+    body["spec"]["analysis"]["failFast"] = {"enabled": False}
+    provider = ByQuery(errors=20.0, latency_ms=100.0)
+    status = tick_with(kube, provider)
+    assert status["phase"] == "Progressing" and provider.looks == [] and not status.get("failFast")

@@ -26,6 +26,7 @@ from .analysis import applicable, bounds_of, metrics_of
 QUERY_BUDGET = 6  # queries per metric per interval, the full measurement's included
 CADENCE_FRACTION = 6  # default failFast.interval: interval / 6
 BASELINE_MARGIN = 1.5  # a baseline look fails fast only past this canary/stable ratio (or meanRatio)
+RARE_EVENT_PRESETS = ("errorRate",)  # rates of rare events: compared with an offset of the bound itself
 
 Side = Literal["threshold", "baseline"]
 
@@ -126,11 +127,12 @@ def sample_of(metric: MetricCheck, side: Side, values: list[float]) -> float | N
             return None
         return y if metric.baseline.direction == "lowerIsBetter" else -y
     low, high = bounds_of(metric)
+    offset = 1.0 if metric.preset in RARE_EVENT_PRESETS else sequential.EPSILON
     samples = []
     if high is not None:
-        samples += [sequential.log_ratio(max(finite), high)]
+        samples += [sequential.log_ratio(max(finite), high, offset)]
     if low is not None:
-        above = sequential.log_ratio(min(finite), low)
+        above = sequential.log_ratio(min(finite), low, offset)
         samples += [None if above is None else -above]
     present = [y for y in samples if y is not None]
     return max(present) if present else None

@@ -27,6 +27,7 @@ MIXTURE_SD = 0.5  # tau: the mixture's spread, in log units (an effect of about 
 VARIANCE_FLOOR = 0.25**2  # sigma never below 0.25 log units (about +-28% a window)
 CLIP = 3.0  # |y| <= 3: a window cannot weigh more than a 20-fold ratio
 EPSILON = 0.01  # a value of zero counts as 1% of the bound (a log needs a positive value)
+MIN_SAMPLES = 3  # the plug-in variance needs a few samples before a verdict can lean on it
 TEST_NAME = "mSPRT"
 
 
@@ -47,11 +48,13 @@ class Evidence:
 
     @property
     def variance(self) -> float:
-        """The sample variance, floored: the plug-in sigma^2 of the mixture."""
-        if self.samples < 2:
+        """The plug-in sigma^2 of the mixture: the sample variance, widened by (n + 1) / (n - 1)
+        while few samples make it uncertain, never below the floor."""
+        n = self.samples
+        if n < 2:
             return VARIANCE_FLOOR
-        spread = (self.total_squares - self.total * self.total / self.samples) / (self.samples - 1)
-        return max(VARIANCE_FLOOR, spread)
+        spread = (self.total_squares - self.total * self.total / n) / (n - 1)
+        return max(VARIANCE_FLOOR, spread * (n + 1) / (n - 1))
 
 
 @dataclass(frozen=True)
@@ -65,13 +68,15 @@ def boundary(alpha: float = ALPHA) -> float:
     return math.log(1.0 / alpha)
 
 
-def log_ratio(value: float, reference: float) -> float | None:
-    """The sample of one look: log(value / reference), zeros lifted to ``EPSILON`` of the
-    reference, clipped to ``+-CLIP``; None when the reference is not positive or a value is not
-    finite (no sample, rather than a made-up one)."""
+def log_ratio(value: float, reference: float, offset: float = EPSILON) -> float | None:
+    """The sample of one look: log((value + e) / (reference + e)) with ``e = offset * reference``,
+    clipped to ``+-CLIP``; None when the reference is not positive or a value is not finite (no
+    sample, rather than a made-up one). By Jensen's inequality the mean of this sample is at most
+    0 whenever the value's mean is at most the reference, for any offset: a larger offset (1 for a
+    rate of rare events such as errors) only tempers single windows with few requests."""
     if not (math.isfinite(value) and math.isfinite(reference)) or reference <= 0:
         return None
-    floor = EPSILON * reference
+    floor = offset * reference
     y = math.log(max(value, 0.0) + floor) - math.log(reference + floor)
     return max(-CLIP, min(CLIP, y))
 
@@ -79,7 +84,8 @@ def log_ratio(value: float, reference: float) -> float | None:
 def msprt(
     evidence: Evidence, margin: float = 0.0, alpha: float = ALPHA, mixture_sd: float = MIXTURE_SD
 ) -> Verdict:
-    """One-sided: fires only when the mean is above ``margin`` and Lambda_n reaches 1/alpha."""
+    """One-sided: fires only when the mean is above ``margin`` and Lambda_n reaches 1/alpha, after
+    at least ``MIN_SAMPLES`` samples."""
     limit = boundary(alpha)
     n = evidence.samples
     if n == 0:
@@ -87,4 +93,4 @@ def msprt(
     s2, t2 = evidence.variance, mixture_sd * mixture_sd
     shift = evidence.mean - margin
     statistic = 0.5 * math.log(s2 / (s2 + n * t2)) + (n * n * t2 * shift * shift) / (2 * s2 * (s2 + n * t2))
-    return Verdict(statistic, limit, shift > 0 and statistic >= limit)
+    return Verdict(statistic, limit, n >= MIN_SAMPLES and shift > 0 and statistic >= limit)
