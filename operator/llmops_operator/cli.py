@@ -86,8 +86,36 @@ def render_rollout(rollout: dict[str, Any]) -> str:
             lines.append(f"{line}  [{counts}]")
             if m.get("message") and m["phase"] != "Successful":
                 lines.append(f"  {'':<{width}}  {m['message']}")
+    lines.extend(_fail_fast_lines(status))
     lines.extend(_condition_lines(status))
     return "\n".join(lines)
+
+
+def _fail_fast_lines(status: dict[str, Any]) -> list[str]:
+    """Each metric's sequential test as it accumulates, and how a rollback went."""
+    lines: list[str] = []
+    evidence = status.get("failFast") or []
+    if evidence:
+        width = max(len(e["metric"]) for e in evidence)
+        lines.append("Fail fast:")
+        for e in evidence:
+            samples = int(e.get("samples") or 0)
+            mean = float(e.get("sum") or 0.0) / samples if samples else 0.0
+            mark = "FIRED" if e.get("fired") else "watch"
+            lines.append(
+                f"  {e['metric']:<{width}}  {mark:<5} {e.get('test', '')} {e.get('side', '')}: "
+                f"log LR {float(e.get('statistic') or 0.0):.2f} / {float(e.get('boundary') or 0.0):.2f}  "
+                f"looks {samples}  mean log ratio {mean:+.2f}  last {e.get('lastValue') or '-'}"
+                f"  (at {e.get('lastSampleAt') or '-'})"
+            )
+    rollback = status.get("rollback")
+    if rollback:
+        short = rollback.get("capacityShortSeconds")
+        shortfall = "pending" if short is None else f"{short:g} s"
+        removed = rollback.get("canaryRemovedAt") or "not yet"
+        order = rollback.get("order")
+        lines.append(f"Rollback:  {order}  canary removed {removed}  capacity short {shortfall}")
+    return lines
 
 
 def render_drift(monitor: dict[str, Any]) -> str:

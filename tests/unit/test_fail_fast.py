@@ -176,3 +176,25 @@ def rollout_spec(policy: str) -> CanaryRolloutSpec:
 )
 def test_the_rollback_order(policy: str, metric: str, order: str) -> None:
     assert gates.rollback_order(rollout_spec(policy), metric) == order
+
+
+def test_kubectl_llmops_rollout_get_shows_the_evidence_as_it_accumulates() -> None:
+    from llmops_operator.cli import render_rollout
+
+    status, analysis = watched()
+    looks = failfast.due(status, analysis, T0 + timedelta(seconds=4))
+    gates.judge_looks(status, [(look, [0.0]) for look in looks])
+    rollout = {
+        "metadata": {"name": "r", "namespace": "ns"},
+        "spec": rollout_spec("Auto").model_dump(mode="json", by_alias=True, exclude_none=True),
+        "status": status.model_dump(mode="json", by_alias=True),
+    }
+    view = render_rollout(rollout)
+    assert "Fail fast:" in view
+    assert "errors  watch mSPRT threshold: log LR" in view and "looks 2" in view and "last 0" in view
+    rollout["status"]["rollback"] = {
+        "order": "RemovedAtOnce",
+        "canaryRemovedAt": "t",
+        "capacityShortSeconds": 1.5,
+    }
+    assert "Rollback:  RemovedAtOnce  canary removed t  capacity short 1.5 s" in render_rollout(rollout)

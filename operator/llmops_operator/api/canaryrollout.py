@@ -147,14 +147,14 @@ class AnalysisSpec(K8sModel):
 
     model_config = cel_rules(
         {
-            "rule": "!has(self.failFast.interval) || "
-            "duration(self.failFast.interval) < duration(self.interval)",
+            "rule": "!has(self.failFast) || !has(self.failFast.interval) || "
+            "!has(self.interval) || duration(self.failFast.interval) < duration(self.interval)",
             "message": "failFast.interval must be shorter than interval",
             "fieldPath": ".failFast.interval",
         },
         {
-            "rule": "!has(self.failFast.interval) || "
-            "duration(self.failFast.interval) >= duration(self.scrapeInterval)",
+            "rule": "!has(self.failFast) || !has(self.failFast.interval) || "
+            "!has(self.scrapeInterval) || duration(self.failFast.interval) >= duration(self.scrapeInterval)",
             "message": "failFast.interval must not be shorter than scrapeInterval",
             "fieldPath": ".failFast.interval",
         },
