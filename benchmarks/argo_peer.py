@@ -36,8 +36,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -366,29 +364,6 @@ def fail_fast_field(cluster: Cluster, interval: int) -> dict[str, Any] | None:
 # -- Prometheus -------------------------------------------------------------------------------------
 
 
-def queries_naming(log_path: Path, namespace: str) -> int:
-    """Queries in Prometheus' query log that name ``namespace``: one controller's."""
-    if not log_path.exists():
-        return 0
-    needle = f'namespace="{namespace}"'
-    return sum(
-        1
-        for line in log_path.read_text().splitlines()
-        if line and needle in json.loads(line)["params"]["query"]
-    )
-
-
-def first_over(url: str, query: str, start_wall: float, end_wall: float) -> float | None:
-    """The first instant (wall clock) at which ``query`` evaluates over the threshold, 0.1 s steps."""
-    params = {"query": query, "start": f"{start_wall:.3f}", "end": f"{end_wall:.3f}", "step": "0.1"}
-    with urllib.request.urlopen(f"{url}/api/v1/query_range?" + urllib.parse.urlencode(params)) as answer:
-        result = json.load(answer)["data"]["result"]
-    for at, value in result[0]["values"] if result else []:
-        if float(value) > THRESHOLD_MS:
-            return float(at)
-    return None
-
-
 # -- one round --------------------------------------------------------------------------------------
 
 
@@ -419,11 +394,10 @@ def run_round(
         for sim, name in ((side.stable, "llama"), (side.canary, "llama-canary")):
             labels = {"namespace": side.namespace, "pod": f"{name}-0", "llmops_dev_llmdeployment": name}
             targets.append({"targets": [f"127.0.0.1:{sim.port}"], "labels": labels})
-    query_log = work / "prometheus" / "queries.log"
     prometheus = PrometheusServer(
         work / "prometheus",
         {
-            "global": {"scrape_interval": "1s", "query_log_file": str(query_log)},
+            "global": {"scrape_interval": "1s"},
             "scrape_configs": [{"job_name": "vllm", "static_configs": targets}],
         },
     )
@@ -513,7 +487,7 @@ def run_round(
         rss = {ARGO: peak_rss_mib(argo.pid), LLMOPS: peak_rss_mib(operator.process.pid)}
         figures: dict[str, dict[str, float]] = {}
         for name, side in sides.items():
-            queries = queries_naming(query_log, side.namespace)
+            queries = len(prometheus.logged_queries(f'namespace="{side.namespace}"'))
             row = {
                 "queries_per_measurement": queries / max(side.measurements, 1),
                 "measurements": float(side.measurements),
@@ -523,9 +497,8 @@ def run_round(
                 "rolled_back": 1.0 if side.ended in ("RolledBack", "Aborted") else 0.0,
             }
             if not healthy:
-                visible = first_over(
-                    prometheus.url, the_query(side.namespace, interval), regressed_wall, time.time()
-                )
+                query = the_query(side.namespace, interval)
+                visible = prometheus.first_instant_over(query, THRESHOLD_MS, regressed_wall, time.time())
                 row["visible"] = (visible - regressed_wall) if visible is not None else float("nan")
                 for stage in STAGES[1:]:
                     row[stage] = side.marks[stage] - regressed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from llmops_operator.api.canaryrollout import AnalysisSpec, CanaryRolloutStatus
 from llmops_operator.rollout.analysis import Measurement
@@ -20,10 +21,12 @@ def test_measurements_taken_when_due_are_stamped_exactly_one_interval_apart() ->
         due = next_measurement_at(status, analysis)
         assert due is not None
         # The tick wakes at the due instant and measures a few milliseconds later.
-        record(status, [Measurement("latency", "Successful", "285")], analysis, due + timedelta(milliseconds=40))
+        record(
+            status, [Measurement("latency", "Successful", "285")], analysis, due + timedelta(milliseconds=40)
+        )
         assert status.last_measured_at is not None
         stamps.append(parse_time(status.last_measured_at))
-    gaps = {(later - earlier).total_seconds() for earlier, later in zip(stamps, stamps[1:], strict=False)}
+    gaps = {(later - earlier).total_seconds() for earlier, later in pairwise(stamps)}
     assert gaps == {10.0}  # not 10.2: no drift from late ticks or truncated stamps
 
 
