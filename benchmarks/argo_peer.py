@@ -199,7 +199,7 @@ def analysisrun_changed(side: Side, body: dict[str, Any]) -> None:
 def rollout_changed(side: Side, body: dict[str, Any]) -> None:
     status = body.get("status") or {}
     stable, current = status.get("stableRS", ""), status.get("currentPodHash", "")
-    if current and current != stable:
+    if stable and current and current != stable:  # no stableRS yet: the first pods are the stable
         side.canary_hash = current
     if status.get("abort") and not side.ended:
         side.ended = "Aborted"
@@ -509,6 +509,8 @@ def run_round(
         for load in loads:
             load.stop()
         argo.stop()
+        # Deleted while the operator runs, which holds a finalizer on it; else the namespace stays.
+        cluster.kubectl("delete", "canaryrollout", "r", "-n", ours.namespace, "--timeout=60s", check=False)
         operator.stop()
         prometheus.stop()
         for side in sides.values():

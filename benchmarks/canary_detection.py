@@ -173,6 +173,8 @@ def run(mode: str, interval: int, failure_limit: int, cluster: Cluster) -> dict[
     gaps = [later - earlier for earlier, later in itertools.pairwise(asked)]
     visible_at = prometheus.first_instant_over(query, THRESHOLD_MS, slowed_wall, time.time())
     load.stop()
+    # Deleted while the operator runs, which holds a finalizer on it; else the namespace stays.
+    cluster.kubectl("delete", "canaryrollout", "r", "-n", namespace, "--timeout=60s", check=False)
     operator.stop()
     prometheus.stop()
     stable_sim.stop()
