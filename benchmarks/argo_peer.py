@@ -376,7 +376,12 @@ def wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def run_round(
-    cluster: Cluster, interval: int, regression: str, fail_fast: dict[str, Any] | None, work: Path
+    cluster: Cluster,
+    interval: int,
+    regression: str,
+    fail_fast: dict[str, Any] | None,
+    work: Path,
+    controllers: tuple[str, ...] = (ARGO, LLMOPS),
 ) -> dict[str, dict[str, float]]:
     tag = uuid.uuid4().hex[:6]
     sides = {
@@ -387,6 +392,7 @@ def run_round(
             VLLMSimulator("llama", 0, Behaviour(BASELINE.ttft_ms, BASELINE.itl_ms)).start(),
         )
         for name, short in ((ARGO, "argo"), (LLMOPS, "llmops"))
+        if name in controllers
     }
     targets = []
     for side in sides.values():
@@ -402,45 +408,56 @@ def run_round(
         },
     )
     prometheus.start()
-    argo_side, ours = sides[ARGO], sides[LLMOPS]
-    argo = ArgoController(argo_side.namespace, work / "argo.log")
-    operator = OperatorProcess(
-        ours.namespace,
-        work / "operator.log",
-        env={"LLMOPS_PROMETHEUS_URL": prometheus.url, "LLMOPS_ROLLOUT_TICK_SECONDS": "1"},
-    )
+    argo_side, ours = sides.get(ARGO), sides.get(LLMOPS)
     stop = threading.Event()
-    threads = [
-        threading.Thread(target=watch_pods, args=(argo_side, stop), daemon=True),
-        threading.Thread(target=watch_pods, args=(ours, stop), daemon=True),
-        threading.Thread(
-            target=watch_objects, args=(argo_side, "rollouts", rollout_changed, stop), daemon=True
-        ),
-        threading.Thread(
-            target=watch_objects, args=(argo_side, "analysisruns", analysisrun_changed, stop), daemon=True
-        ),
-        threading.Thread(
-            target=watch_objects, args=(ours, "canaryrollouts", canaryrollout_changed, stop), daemon=True
-        ),
-    ]
+    threads = [threading.Thread(target=watch_pods, args=(side, stop), daemon=True) for side in sides.values()]
+    pids: dict[str, int] = {}
+    argo = ArgoController(argo_side.namespace, work / "argo.log") if argo_side else None
+    operator = None
+    if ours is not None:
+        operator = OperatorProcess(
+            ours.namespace,
+            work / "operator.log",
+            env={"LLMOPS_PROMETHEUS_URL": prometheus.url, "LLMOPS_ROLLOUT_TICK_SECONDS": "1"},
+        )
+        threads.append(
+            threading.Thread(
+                target=watch_objects, args=(ours, "canaryrollouts", canaryrollout_changed, stop), daemon=True
+            )
+        )
+    if argo_side is not None:
+        threads += [
+            threading.Thread(
+                target=watch_objects, args=(argo_side, "rollouts", rollout_changed, stop), daemon=True
+            ),
+            threading.Thread(
+                target=watch_objects, args=(argo_side, "analysisruns", analysisrun_changed, stop), daemon=True
+            ),
+        ]
     loads: list[LoadGenerator] = []
     try:
-        argo.start()
-        operator.start()
-        assert operator.process is not None
-        os.setpriority(os.PRIO_PROCESS, operator.process.pid, NICE)
+        if argo is not None and argo_side is not None:
+            argo.start()
+            pids[ARGO] = argo.pid
+            cluster.apply(
+                argo_objects(argo_side.namespace, interval, prometheus.url, "v1"), argo_side.namespace
+            )
+        if operator is not None and ours is not None:
+            operator.start()
+            assert operator.process is not None
+            pids[LLMOPS] = operator.process.pid
+            os.setpriority(os.PRIO_PROCESS, operator.process.pid, NICE)
+            deployment = {
+                "apiVersion": "llmops.dev/v1alpha1",
+                "kind": "LLMDeployment",
+                "metadata": {"name": "llama"},
+                "spec": {"model": {"uri": "s3://bench/llama-v1"}, "replicas": 2},
+            }
+            cluster.apply(deployment, ours.namespace)
         for thread in threads:
             thread.start()
-        cluster.apply(argo_objects(argo_side.namespace, interval, prometheus.url, "v1"), argo_side.namespace)
-        deployment = {
-            "apiVersion": "llmops.dev/v1alpha1",
-            "kind": "LLMDeployment",
-            "metadata": {"name": "llama"},
-            "spec": {"model": {"uri": "s3://bench/llama-v1"}, "replicas": 2},
-        }
-        cluster.apply(deployment, ours.namespace)
         for side in sides.values():
-            wait(lambda s=side: s.ready(False) >= 2, 120, f"{side.controller}: two Ready stable pods")  # type: ignore[misc]
+            wait(lambda s=side: s.ready(False) >= 2, 300, f"{side.controller}: two Ready stable pods")  # type: ignore[misc]
             load = LoadGenerator(
                 f"http://127.0.0.1:{side.stable.port}",
                 f"http://127.0.0.1:{side.canary.port}",
@@ -448,13 +465,15 @@ def run_round(
             )
             loads.append(load.start())
         healthy = regression == "healthy"
-        cpu_before = {ARGO: cpu_seconds(argo.pid), LLMOPS: cpu_seconds(operator.process.pid)}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         started = now()
-        # Healthy: Argo pauses for as many intervals as the operator needs successes, then promotes.
-        pause_intervals = MIN_SUCCESSES + 1 if healthy else None
-        canary = argo_objects(argo_side.namespace, interval, prometheus.url, "v2", pause_intervals)[1]
-        cluster.apply(canary, argo_side.namespace)
-        cluster.apply(llmops_rollout(interval, fail_fast, healthy), ours.namespace)
+        if argo_side is not None:
+            # Healthy: Argo pauses for as many intervals as the operator needs successes, then promotes.
+            pause_intervals = MIN_SUCCESSES + 1 if healthy else None
+            canary = argo_objects(argo_side.namespace, interval, prometheus.url, "v2", pause_intervals)[1]
+            cluster.apply(canary, argo_side.namespace)
+        if ours is not None:
+            cluster.apply(llmops_rollout(interval, fail_fast, healthy), ours.namespace)
         if healthy:
             wait(
                 lambda: all(s.ended for s in sides.values()),
@@ -464,7 +483,7 @@ def run_round(
         else:
             wait(
                 lambda: all(s.successes >= 1 for s in sides.values()),
-                10 * interval,
+                max(300, 10 * interval),
                 "a successful measurement each",
             )
             factor, failures = REGRESSIONS[regression]
@@ -480,11 +499,8 @@ def run_round(
                 lambda: all("no_traffic" in s.marks for s in sides.values()), 20 * interval, "both rollbacks"
             )
         ended = now()
-        cpu = {
-            ARGO: cpu_seconds(argo.pid) - cpu_before[ARGO],
-            LLMOPS: cpu_seconds(operator.process.pid) - cpu_before[LLMOPS],
-        }
-        rss = {ARGO: peak_rss_mib(argo.pid), LLMOPS: peak_rss_mib(operator.process.pid)}
+        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        rss = {name: peak_rss_mib(pid) for name, pid in pids.items()}
         figures: dict[str, dict[str, float]] = {}
         for name, side in sides.items():
             queries = len(prometheus.logged_queries(f'namespace="{side.namespace}"'))
@@ -508,10 +524,14 @@ def run_round(
         stop.set()
         for load in loads:
             load.stop()
-        argo.stop()
-        # Deleted while the operator runs, which holds a finalizer on it; else the namespace stays.
-        cluster.kubectl("delete", "canaryrollout", "r", "-n", ours.namespace, "--timeout=60s", check=False)
-        operator.stop()
+        if argo is not None:
+            argo.stop()
+        if operator is not None and ours is not None:
+            # Deleted while the operator runs, which holds a finalizer on it; else the namespace stays.
+            cluster.kubectl(
+                "delete", "canaryrollout", "r", "-n", ours.namespace, "--timeout=60s", check=False
+            )
+            operator.stop()
         prometheus.stop()
         for side in sides.values():
             side.stable.stop()
@@ -530,7 +550,7 @@ def table(rounds: list[dict[str, dict[str, float]]], interval: int, regression: 
             "| CPU s/rollout-min |"
         )
         lines.append("|---|---|---|---|---|---|")
-        for name in (ARGO, LLMOPS):
+        for name in rounds[0]:
             rows = [r[name] for r in rounds]
             cpu_rate = statistics.median(r["cpu_s"] / r["rollout_minutes"] for r in rows)
             lines.append(
@@ -544,7 +564,7 @@ def table(rounds: list[dict[str, dict[str, float]]], interval: int, regression: 
         "| queries/measurement | peak RSS MiB | CPU s |"
     )
     lines += [header, "|---|---|---|---|---|---|---|---|"]
-    for name in (ARGO, LLMOPS):
+    for name in rounds[0]:
         rows = [r[name] for r in rounds]
         cells = []
         for stage in STAGES:
@@ -569,11 +589,15 @@ def main() -> None:
     parser.add_argument("--regression", choices=tuple(REGRESSIONS), default="severe")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--fail-fast", choices=("on", "off"), default="off")
+    parser.add_argument(
+        "--only", choices=("argo", "llmops"), help="one controller alone (e.g. while Argo is not built)"
+    )
     args = parser.parse_args()
     subprocess.run([str(ROOT / "tools" / "cluster.sh"), "up"], check=True)
     cluster = Cluster(KUBECONFIG)
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ARGO_DIR))
+    if args.only != "llmops":
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ARGO_DIR))
     cluster.kubectl("wait", "--for=condition=Established", "crd", "--all")
     config.load_kube_config(str(KUBECONFIG))
     fail_fast = None
@@ -593,7 +617,8 @@ def main() -> None:
     rounds = []
     for number in range(args.rounds):
         work = Path(tempfile.mkdtemp(prefix="argo-peer-"))
-        figures = run_round(cluster, args.interval, args.regression, fail_fast, work)
+        controllers = {"argo": (ARGO,), "llmops": (LLMOPS,), None: (ARGO, LLMOPS)}[args.only]
+        figures = run_round(cluster, args.interval, args.regression, fail_fast, work, controllers)
         rounds.append(figures)
         print(
             f"round {number + 1}: "
