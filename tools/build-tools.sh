@@ -155,7 +155,46 @@ build_wrapped() {
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
-# Kueue and JobSet (retraining engines) are built only when named: their cold build is ~40 min here.
+# Argo Rollouts (the peer of benchmarks/argo_peer.py): its controller built in a wrapper module
+# that carries the module's own version-pinned replaces (a dependency's replaces do not apply to
+# the module that requires it), version stamped, and its CRDs copied from the module zip.
+build_argo_rollouts() {
+  local version=$ARGO_ROLLOUTS_VERSION module=github.com/argoproj/argo-rollouts
+  local out=$tools_dir/argo-rollouts-$version
+  if [[ -x $out/rollouts-controller ]]; then log "argo-rollouts $version cached"; return; fi
+  log "building argo-rollouts $version (heavy: one build at a time)"
+  local work gomod dir commit
+  gomod=$(go_module_field GoMod "$module@$version")
+  dir=$(go_module_field Dir "$module@$version")
+  commit=$(go mod download -json "$module@$version" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Origin"]["Hash"])')
+  # Its own work folder: other checkouts share .tools and remove .tools/build when they finish.
+  work=$(mktemp -d "$tools_dir/argo-rollouts-build.XXXXXX")
+  (
+    cd "$work"
+    go mod init llmops.dev/toolbuild >/dev/null 2>&1
+    go mod edit -json "$gomod" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin).get("Replace") or []:
+    if "Version" in r["New"]:
+        print(r["Old"]["Path"] + "=" + r["New"]["Path"] + "@" + r["New"]["Version"])
+' | while read -r replace; do go mod edit -replace "$replace"; done
+    go mod edit -require "$module@$version"
+    go get "$module/cmd/rollouts-controller@$version" >/dev/null
+    local pkg=$module/utils/version
+    mkdir -p "$out.tmp"
+    go build -trimpath -o "$out.tmp/rollouts-controller" -ldflags "-s -w -X $pkg.version=${version#v} \
+      -X $pkg.gitTag=$version -X $pkg.gitCommit=$commit -X $pkg.gitTreeState=clean \
+      -X $pkg.buildDate=1970-01-01T00:00:00Z" "$module/cmd/rollouts-controller"
+  )
+  local crd
+  for crd in rollout analysis-template analysis-run cluster-analysis-template experiment; do
+    cp "$dir/manifests/crds/$crd-crd.yaml" "$out.tmp/"
+  done
+  rm -rf "$out" "$work" && mv "$out.tmp" "$out"
+}
+
+# Kueue and JobSet (retraining engines) and Argo Rollouts (a benchmark's peer) are built only when
+# named: their cold builds take tens of minutes here.
 want=${*:-kubernetes etcd kwok helm prometheus gateway-api prometheus-operator argocd}
 for tool in $want; do
   case $tool in
@@ -190,6 +229,7 @@ for tool in $want; do
     jobset)
       build_wrapped jobset "$JOBSET_VERSION" sigs.k8s.io/jobset sigs.k8s.io/jobset \
         sigs.k8s.io/jobset/pkg/version config/components/crd/bases/jobset.x-k8s.io_jobsets.yaml ;;
+    argo-rollouts) build_argo_rollouts ;;
     *) echo "unknown tool $tool" >&2; exit 2 ;;
   esac
 done

@@ -15,10 +15,12 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -301,15 +303,45 @@ class Outage:
 
 
 class PrometheusServer:
-    """A real Prometheus on 127.0.0.1 (tools/prometheus.sh), scraping what ``config`` lists."""
+    """A real Prometheus on 127.0.0.1 (tools/prometheus.sh), scraping what ``config`` lists, with
+    its query log on: every query it answers, so who asked what and when can be counted."""
 
     def __init__(self, directory: Path, config: dict[str, Any]) -> None:
         self.directory = directory
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config_path = directory / "prometheus.yml"
+        self.query_log = directory / "queries.log"
         directory.mkdir(parents=True, exist_ok=True)
+        config = {**config, "global": {**(config.get("global") or {}), "query_log_file": str(self.query_log)}}
         self.config_path.write_text(yaml.safe_dump(config))
+
+    def logged_queries(self, containing: str) -> list[tuple[float, dict[str, Any]]]:
+        """(Unix time, parameters) of each answered query whose text contains ``containing``."""
+        found = []
+        lines = self.query_log.read_text().splitlines() if self.query_log.exists() else []
+        for line in filter(None, lines):
+            entry = json.loads(line)
+            if containing in entry["params"]["query"]:
+                stamp = entry["ts"].rstrip("Z")
+                whole, _, fraction = stamp.partition(".")
+                at = datetime.fromisoformat(whole).replace(tzinfo=UTC).timestamp() + float(
+                    f"0.{fraction or 0}"
+                )
+                found.append((at, entry["params"]))
+        return found
+
+    def first_instant_over(self, query: str, threshold: float, start: float, end: float) -> float | None:
+        """The first instant (Unix time, 0.1 s steps from ``start``) at which ``query`` evaluates
+        above ``threshold``: when it became visible, judged afterwards without polling."""
+        params = {"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": "0.1"}
+        address = f"{self.url}/api/v1/query_range?" + urllib.parse.urlencode(params)
+        with urllib.request.urlopen(address, timeout=30) as answer:
+            result = json.load(answer)["data"]["result"]
+        return next(
+            (float(at) for at, value in (result[0]["values"] if result else []) if float(value) > threshold),
+            None,
+        )
 
     def start(self) -> None:
         script = str(ROOT / "tools" / "prometheus.sh")

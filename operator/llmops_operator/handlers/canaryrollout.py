@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -220,6 +221,7 @@ class _Tick:
                     gates.normal(WEIGHT_SET, f"canary weight {weight}% verified ({self.router.describe()})")
                 )
         pause_detail = ""
+        self._wait_for_measurement()
         if progress.measurement_due(status, self.spec.analysis, self.now):
             outcome = self._measure()
             if isinstance(outcome, gates.Fail):
@@ -231,6 +233,17 @@ class _Tick:
             if isinstance(watched, gates.Fail):
                 return self._rollback(full, watched)
         return self._settle(target, full, verified, pause_detail)
+
+    def _wait_for_measurement(self) -> None:
+        """A measurement due before the next tick is taken at its instant, not up to a tick late:
+        the ticks' drift and the stamps' whole seconds made a 10 s interval 10.2 s apart."""
+        due = progress.next_measurement_at(self.status, self.spec.analysis)
+        if due is None:
+            return
+        ahead = (due - self.now).total_seconds()
+        if 0 < ahead <= self.settings.rollout_tick_seconds:
+            time.sleep(ahead)
+            self.now = now()
 
     def _settle(self, target: dict[str, Any], full: int, verified: bool, pause_detail: str) -> str:
         status = self.status
@@ -470,7 +483,10 @@ def register(settings: Settings) -> None:
         target = (spec.get("targetRef") or {}).get("name")
         return {(namespace, target): dict(body)}
 
-    @kopf.on.timer(GROUP, VERSION, "canaryrollouts", id="tick", interval=settings.rollout_tick_seconds)
+    # sharp: ticks every interval from the previous tick's start, not from its end.
+    @kopf.on.timer(
+        GROUP, VERSION, "canaryrollouts", id="tick", interval=settings.rollout_tick_seconds, sharp=True
+    )
     def tick(namespace: str | None, name: str, spec: kopf.Spec, body: kopf.Body, **kwargs: Any) -> None:
         assert namespace is not None  # the kind is namespaced
         if gates.settled(dict(body), now()):

@@ -6,20 +6,17 @@ concurrency policy. All state (the episode id, the last Job) lives in status.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kopf
 from kubernetes.client import ApiException
 from pydantic import ValidationError
 
-from .. import API_VERSION, GROUP, VERSION, telemetry
+from .. import API_VERSION, GROUP, VERSION, lazy, telemetry
 from ..api.common import validation_message
 from ..api.driftmonitor import DriftMonitor, DriftMonitorSpec, DriftMonitorStatus, RetrainingRun
 from ..conditions import set_condition, status_changes
 from ..config import Settings
-from ..drift import check
-from ..drift.datasets import Columns, DatasetError, parse_dataset
-from ..drift.report import render_report
 from ..durations import parse_duration
 from ..kube import Kube, api_error_text
 from ..metrics import MetricsUnavailable, QueryFailed, provider_for
@@ -34,6 +31,10 @@ from ..registry.mlflow import (
 )
 from ..retraining import EVENT_LABEL, MONITOR_LABEL, TrainerContext, engine_for, render
 from ..retraining import base as engines
+
+if TYPE_CHECKING:  # numpy and the statistics load with the first check (lazy.py), not at start
+    from ..drift import check
+    from ..drift.datasets import Columns
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 EVENT_TAG = f"{GROUP}/drift-event"  # the tag a trainer puts on the version it registers
@@ -114,6 +115,10 @@ class DriftMonitorController:
         condition: Any,
         events: list[tuple[str, str, str]],
     ) -> None:
+        lazy.load("llmops_operator.drift.check")
+        from ..drift import check
+        from ..drift.datasets import DatasetError
+
         meta = body["metadata"]
         provider = provider_for(spec.prometheus, self.settings.prometheus_url)
         baseline_window, current_window = check.windows(spec, now)
@@ -189,6 +194,8 @@ class DriftMonitorController:
     def _dataset(self, spec: DriftMonitorSpec, namespace: str) -> Columns:
         """A ConfigMap is read at every check (it may be edited); an MLflow artifact is immutable,
         so it is downloaded once per operator process."""
+        from ..drift.datasets import parse_dataset
+
         reference = spec.baseline.dataset
         assert reference is not None
         if reference.config_map is not None:
@@ -224,6 +231,8 @@ class DriftMonitorController:
     ) -> str:
         """Every check is an MLflow run in the monitor's experiment: per-feature metrics and the
         report. MLflow being away costs the report, never the verdict."""
+        from ..drift.report import render_report
+
         meta = body["metadata"]
         monitor = f"{meta['namespace']}/{meta['name']}"
         experiment = f"driftmonitor/{monitor}"
@@ -271,6 +280,8 @@ class DriftMonitorController:
         """One workload per drift episode, on the monitor's engine, and none inside the cooldown
         or beside a queued or running one (Forbid). Returns why retraining is held back, for the
         Drifted condition; empty when it is not."""
+        from ..drift import check
+
         assert spec.retraining is not None
         meta = body["metadata"]
         engine = engine_for(spec.retraining.engine)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from ..api.canaryrollout import (
@@ -39,7 +39,7 @@ from ..names import (
     WAITING,
     WAITING_FOR_PROMOTE,
 )
-from ..timestamps import format_time, seconds_since
+from ..timestamps import format_time, parse_time, seconds_since
 from .analysis import Measurement, applicable, metrics_of
 
 AUTOMATIC_PAUSES = (NO_DATA, METRICS_UNAVAILABLE)
@@ -102,16 +102,23 @@ def start_step(status: CanaryRolloutStatus, index: int, now: datetime) -> None:
         tally.successful = 0
 
 
+def next_measurement_at(status: CanaryRolloutStatus, analysis: AnalysisSpec) -> datetime | None:
+    """When the next measurement is due: an interval after the weight was verified and an interval
+    after the last one, so no rate window straddles a weight change. None while nothing reaches
+    the canary. Stamps are whole seconds and so, for whole-second intervals, are these instants:
+    a measurement taken exactly then is stamped exactly, and the schedule does not drift."""
+    if status.canary_weight <= 0 or status.weight_verified_at is None:
+        return None
+    interval = timedelta(seconds=parse_duration(analysis.interval))
+    due = parse_time(status.weight_verified_at) + interval
+    if status.last_measured_at is not None:
+        due = max(due, parse_time(status.last_measured_at) + interval)
+    return due
+
+
 def measurement_due(status: CanaryRolloutStatus, analysis: AnalysisSpec, now: datetime) -> bool:
-    """A measurement needs traffic at the current weight for a whole interval, and one interval
-    since the last measurement, so no rate window straddles a weight change."""
-    interval = parse_duration(analysis.interval)
-    return (
-        status.canary_weight > 0
-        and status.weight_verified_at is not None
-        and seconds_since(status.weight_verified_at, now) >= interval
-        and seconds_since(status.last_measured_at, now) >= interval
-    )
+    due = next_measurement_at(status, analysis)
+    return due is not None and now >= due
 
 
 def record(

@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-
 from .. import lazy
 
 EXACT_SPLITS = 10_000  # C(14, 7) = 3,432 and C(15, 5) = 3,003 are enumerated; C(20, 10) is not
@@ -40,9 +38,11 @@ def mann_whitney(
     first: Sequence[float], second: Sequence[float], alternative: Literal["greater", "less"]
 ) -> RankTest:
     """Is ``first`` stochastically greater (or less) than ``second``?"""
+    stats = lazy.load("scipy.stats")  # with numpy: loaded by the first baseline comparison only
+    import numpy as np
+
     x, y = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
     n, m = x.size, y.size
-    stats = lazy.load("scipy.stats")
     pooled = np.concatenate([x, y])
     ranks = stats.rankdata(pooled)
     tied = np.unique(pooled).size < pooled.size
