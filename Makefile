@@ -12,6 +12,9 @@ export LLMOPS_MLFLOW_TRACKING_URI ?= http://127.0.0.1:$(MLFLOW_PORT)
 PROMETHEUS_PORT ?= 39090
 export LLMOPS_PROMETHEUS_URL ?= http://127.0.0.1:$(PROMETHEUS_PORT)
 export PROMETHEUS_PORT DEMO_NAMESPACE
+# The demo's data plane: vLLM-compatible simulators (light), or ENGINE=vllm for two real vLLM servers.
+ENGINE ?= simulator
+export ENGINE
 
 .PHONY: help venv tools cluster cluster-down crds crds-check manifests lint test test-unit test-integration run operator stop
 
@@ -62,7 +65,8 @@ test-integration: venv cluster
 test: venv lint crds-check cluster ## lint, unit tests, and integration tests on the local control plane
 	$(VENV)/bin/pytest tests
 
-run: venv cluster ## the local control plane, MLflow, the CRDs, the operator and the samples
+run: venv cluster ## the local control plane, MLflow, the CRDs, the operator and the samples (ENGINE=vllm: on real vLLM)
+	@if [ "$(ENGINE)" = vllm ]; then tools/vllm.sh models; fi
 	tools/mlflow.sh start .cluster/mlflow $(MLFLOW_PORT)
 	$(PY) tools/seed_registry.py $(LLMOPS_MLFLOW_TRACKING_URI)
 	$(PY) tools/demo_dataplane.py start

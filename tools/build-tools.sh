@@ -7,6 +7,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/tools/versions.env"
 tools_dir=${TOOLS_DIR:-$root/.tools}
 mkdir -p "$tools_dir"
+# Work directories of this run only: runs from other checkouts share .tools/ and must not remove
+# each other's builds in progress.
+build_dir=$(mktemp -d "$tools_dir/build.XXXXXX")
+trap 'rm -rf "$build_dir"' EXIT
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 GO_INSTALL_LDFLAGS=""
 
@@ -55,7 +59,7 @@ build_kubernetes() {
   log "building kubernetes $KUBERNETES_VERSION (several minutes on a cold machine)"
   local minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
   local staging_version=v0.${KUBERNETES_VERSION#v1.}
-  local work=$tools_dir/build/kubernetes-$KUBERNETES_VERSION
+  local work=$build_dir/kubernetes-$KUBERNETES_VERSION
   wrapper_module "$work" k8s.io/kubernetes "$KUBERNETES_VERSION" "$staging_version"
   local ldflags="" pkg
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
@@ -77,7 +81,7 @@ build_etcd() {
   local out=$tools_dir/etcd-$ETCD_VERSION
   if [[ -x $out/etcd ]]; then log "etcd $ETCD_VERSION cached"; return; fi
   log "building etcd $ETCD_VERSION"
-  local work=$tools_dir/build/etcd-$ETCD_VERSION
+  local work=$build_dir/etcd-$ETCD_VERSION
   wrapper_module "$work" go.etcd.io/etcd/server/v3 "$ETCD_VERSION" "$ETCD_VERSION"
   (
     cd "$work"
@@ -103,7 +107,7 @@ fetch_prometheus() {
   local out=$tools_dir/prometheus-$PROMETHEUS_VERSION
   if [[ -x $out/prometheus ]]; then log "prometheus $PROMETHEUS_VERSION cached"; return; fi
   log "fetching prometheus $PROMETHEUS_VERSION (Debian package, unpacked without installing)"
-  local work=$tools_dir/build/prometheus
+  local work=$build_dir/prometheus
   rm -rf "$work" && mkdir -p "$work"
   local candidate
   candidate=$(apt-cache policy prometheus 2>/dev/null | awk '/Candidate:/ {print $2}')
@@ -140,7 +144,7 @@ build_wrapped() {
   local out=$tools_dir/$name-$version
   if [[ -x $out/$name ]]; then log "$name $version cached"; return; fi
   log "building $name $version"
-  local work=$tools_dir/build/$name-$version
+  local work=$build_dir/$name-$version
   wrapper_module "$work" "$module" "$version" "$version"
   (
     cd "$work"
@@ -193,8 +197,29 @@ for r in json.load(sys.stdin).get("Replace") or []:
   rm -rf "$out" "$work" && mv "$out.tmp" "$out"
 }
 
-# Kueue and JobSet (retraining engines) and Argo Rollouts (a benchmark's peer) are built only when
-# named: their cold builds take tens of minutes here.
+# Builds a module's main package, which needs no version stamp, in a wrapper module: `go install
+# pkg@version` refuses modules whose go.mod has replace directives or whose version list it
+# cannot read.
+#   build_plain NAME VERSION MODULE PACKAGE
+build_plain() {
+  local name=$1 version=$2 module=$3 pkg=$4
+  local out=$tools_dir/$name-$version
+  if [[ -x $out/$name ]]; then log "$name $version cached"; return; fi
+  log "building $name $version (about 8 minutes on 2 cores)"
+  local work=$build_dir/$name-$version
+  wrapper_module "$work" "$module" "$version" "$version"
+  (
+    cd "$work"
+    go get "$pkg@$version" >/dev/null
+    mkdir -p "$out.tmp"
+    go build -trimpath -ldflags "-s -w" -o "$out.tmp/$name" "$pkg"
+  )
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+# Kueue and JobSet (retraining engines), llm-d-inference-sim (the Go vLLM imitation with latency
+# and failure injection) and Argo Rollouts (a benchmark's peer) are built only when named: their
+# cold builds take many minutes.
 want=${*:-kubernetes etcd kwok helm prometheus gateway-api prometheus-operator argocd}
 for tool in $want; do
   case $tool in
@@ -230,8 +255,10 @@ for tool in $want; do
       build_wrapped jobset "$JOBSET_VERSION" sigs.k8s.io/jobset sigs.k8s.io/jobset \
         sigs.k8s.io/jobset/pkg/version config/components/crd/bases/jobset.x-k8s.io_jobsets.yaml ;;
     argo-rollouts) build_argo_rollouts ;;
+    llm-d-inference-sim)
+      build_plain llm-d-inference-sim "$LLM_D_INFERENCE_SIM_VERSION" github.com/llm-d/llm-d-inference-sim \
+        github.com/llm-d/llm-d-inference-sim/cmd/llm-d-inference-sim ;;
     *) echo "unknown tool $tool" >&2; exit 2 ;;
   esac
 done
-rm -rf "$tools_dir/build"
 log "done"

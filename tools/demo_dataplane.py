@@ -8,17 +8,23 @@ the demo DriftMonitor notices. kwok runs no containers, so this process also pla
 every retraining Job that kwok completes: it runs examples/retrain/train.py with the Job's env,
 which registers the new version in MLflow for the operator to ship through a CanaryRollout.
 
-    python tools/demo_dataplane.py start|stop|shift N
+With ``ENGINE=vllm`` (``make run ENGINE=vllm``) the two sides are real vLLM servers instead
+(tools/vllm.sh: PyPI's CPU build on the small random models it builds, ``stable`` for llama-8b and
+``canary-equal``, as fast, for its canary); ``start`` then returns once both answer ``/health``.
+
+    ENGINE=simulator|vllm python tools/demo_dataplane.py start|stop|shift N
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -33,7 +39,14 @@ STATE = ROOT / ".cluster" / "dataplane"
 NAMESPACE = os.environ.get("DEMO_NAMESPACE", "llmops-demo")
 STABLE, CANARY = "llama-8b", "llama-8b-canary"
 PROMETHEUS_PORT = int(os.environ.get("PROMETHEUS_PORT", "39090"))
-SIM_PORTS = (38001, 38002)
+SIM_PORTS = (
+    int(os.environ.get("DEMO_STABLE_PORT", "38001")),
+    int(os.environ.get("DEMO_CANARY_PORT", "38002")),
+)
+ENGINE = os.environ.get("ENGINE", "simulator")
+ENGINES = ("simulator", "vllm")
+VLLM_MODELS = ("stable", "canary-equal")  # tools/vllm.sh's models for the stable and the canary side
+VLLM_START_TIMEOUT = 900  # seconds; a busy two-core machine has taken minutes to load one
 MEDIAN_FILE = STATE / "prompt-median"
 
 
@@ -95,10 +108,54 @@ def play_trainer(trained: set[str]) -> None:
         trained.add(job.metadata.name)
 
 
+def start_vllm() -> list[subprocess.Popen[bytes]]:
+    """The real vLLM servers, each in a process group of its own (vLLM runs several processes)."""
+    servers = []
+    for model, port in zip(VLLM_MODELS, SIM_PORTS, strict=True):
+        log = (STATE / f"vllm-{model}.log").open("ab")
+        servers.append(
+            subprocess.Popen(
+                [str(ROOT / "tools" / "vllm.sh"), "serve", model],
+                env={**os.environ, "VLLM_PORT": str(port)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+    return servers
+
+
+def healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
 def serve() -> None:
-    VLLMSimulator(STABLE, SIM_PORTS[0], Behaviour(ttft_ms=40, itl_ms=10)).start()
-    # The demo canary is a little slower but within the sample's thresholds: it gets promoted.
-    VLLMSimulator(STABLE, SIM_PORTS[1], Behaviour(ttft_ms=50, itl_ms=11)).start()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # the finally below stops vLLM
+    servers: list[subprocess.Popen[bytes]] = []
+    if ENGINE == "vllm":
+        servers = start_vllm()
+        while not all(healthy(port) for port in SIM_PORTS):
+            if any(server.poll() is not None for server in servers):
+                raise SystemExit(f"[dataplane] a vLLM server exited; see {STATE}/vllm-*.log")
+            time.sleep(2)
+    else:
+        VLLMSimulator(STABLE, SIM_PORTS[0], Behaviour(ttft_ms=40, itl_ms=10)).start()
+        # The demo canary is a little slower but within the sample's thresholds: it gets promoted.
+        VLLMSimulator(STABLE, SIM_PORTS[1], Behaviour(ttft_ms=50, itl_ms=11)).start()
+    try:
+        drive()
+    finally:
+        for server in servers:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGTERM)
+
+
+def drive() -> None:
+    """Load split by the cluster's weights, the prompt median from ``shift``, the trainer played."""
     median = [prompt_median()]
     load = LoadGenerator(
         f"http://127.0.0.1:{SIM_PORTS[0]}",
@@ -107,7 +164,6 @@ def serve() -> None:
         rate_per_second=5,
         prompt_words=lambda: int(random.lognormvariate(0, 0.4) * median[0]),
     ).start()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     trained: set[str] = set()
     try:
         while True:
@@ -131,12 +187,17 @@ def main(command: str) -> None:
         subprocess.run([*prometheus, str(PROMETHEUS_PORT), str(config)], check=True)
         if pid_file.exists() and _alive(int(pid_file.read_text())):
             return
+        if ENGINE not in ENGINES:
+            raise SystemExit(f"[dataplane] ENGINE={ENGINE}: expected one of {', '.join(ENGINES)}")
         log = (STATE / "dataplane.log").open("ab")
         process = subprocess.Popen(
             [sys.executable, __file__, "serve"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         pid_file.write_text(str(process.pid))
-        print(f"[dataplane] simulators on {SIM_PORTS}, Prometheus on 127.0.0.1:{PROMETHEUS_PORT}")
+        if ENGINE == "vllm":
+            wait_for_vllm(process)
+        what = "vLLM servers" if ENGINE == "vllm" else "simulators"
+        print(f"[dataplane] {what} on {SIM_PORTS}, Prometheus on 127.0.0.1:{PROMETHEUS_PORT}")
     elif command == "stop":
         if pid_file.exists():
             pid = int(pid_file.read_text())
@@ -149,6 +210,16 @@ def main(command: str) -> None:
         print(f"[dataplane] prompts now have a median of {sys.argv[2]} words")
     elif command == "serve":
         serve()
+
+
+def wait_for_vllm(process: subprocess.Popen[bytes]) -> None:
+    started = time.monotonic()
+    print(f"[dataplane] starting vLLM {' and '.join(VLLM_MODELS)} (a minute or more; logs in {STATE})")
+    while not all(healthy(port) for port in SIM_PORTS):
+        if process.poll() is not None or time.monotonic() - started > VLLM_START_TIMEOUT:
+            raise SystemExit(f"[dataplane] vLLM did not come up; see {STATE}/dataplane.log and vllm-*.log")
+        time.sleep(2)
+    print(f"[dataplane] vLLM ready in {time.monotonic() - started:.0f}s")
 
 
 def _alive(pid: int) -> bool:

@@ -30,6 +30,7 @@ from .rendering.llmdeployment import GPU_RESOURCE
 
 SERVER_CONTAINER = "vllm"
 FAILURE_REASONS = (INSUFFICIENT_GPU, CRASH_LOOPING, IMAGE_PULL_FAILED, UNSCHEDULABLE)
+MAX_QUOTED = 300  # characters of a termination message quoted in a condition
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,23 @@ def _condition(pod: dict[str, Any], type_: str) -> dict[str, Any]:
         if condition.get("type") == type_:
             return dict(condition)
     return {}
+
+
+def exit_of(terminated: dict[str, Any]) -> str:
+    """How a container ended: the kubelet's reason and, when known, the exit code."""
+    reason = terminated.get("reason") or "an error"
+    code = terminated.get("exitCode")
+    return f"{reason}, exit code {code}" if code is not None else str(reason)
+
+
+def quoted(terminated: dict[str, Any]) -> str:
+    """The last line of the container's termination message: with FallbackToLogsOnError, what
+    vLLM printed last before exiting (``vllm serve: error: unrecognized arguments: ...``)."""
+    lines = [line.strip() for line in str(terminated.get("message") or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    last = lines[-1]
+    return f": {last[:MAX_QUOTED] + '...' if len(last) > MAX_QUOTED else last}"
 
 
 def pod_problem(pods: list[dict[str, Any]]) -> ConditionState | None:
@@ -68,13 +86,20 @@ def pod_problem(pods: list[dict[str, Any]]) -> ConditionState | None:
             *(status.get("initContainerStatuses") or []),
             *(status.get("containerStatuses") or []),
         ]:
-            waiting = (container.get("state") or {}).get("waiting") or {}
+            state = container.get("state") or {}
+            waiting = state.get("waiting") or {}
+            failed = state.get("terminated") or {}
             if waiting.get("reason") == "CrashLoopBackOff":
-                last = ((container.get("lastState") or {}).get("terminated") or {}).get("reason", "an error")
+                last = (container.get("lastState") or {}).get("terminated") or {}
                 found.setdefault(
                     CRASH_LOOPING,
-                    f"container {container['name']} of pod {name} keeps exiting ({last}); "
-                    f"{container.get('restartCount', 0)} restarts",
+                    f"container {container['name']} of pod {name} keeps exiting ({exit_of(last)}); "
+                    f"{container.get('restartCount', 0)} restarts{quoted(last)}",
+                )
+            elif int(failed.get("exitCode") or 0) != 0:
+                found.setdefault(
+                    CRASH_LOOPING,
+                    f"container {container['name']} of pod {name} exited ({exit_of(failed)}){quoted(failed)}",
                 )
             elif waiting.get("reason") in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName"):
                 found.setdefault(IMAGE_PULL_FAILED, f"pod {name} cannot pull {container.get('image', '')}")

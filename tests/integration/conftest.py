@@ -209,6 +209,24 @@ class OperatorProcess:
             if sample.name == family and labels.items() <= sample.labels.items()
         )
 
+    def reconciles(self, kind: str) -> float:
+        """Finished passes over objects of ``kind`` in this process (``llmops_reconciles_total``);
+        0 until its metrics port answers. What a test waits on to know the operator looked again."""
+        try:
+            return self.metric("llmops_reconciles_total", kind=kind)
+        except OSError:
+            return 0.0
+
+    def wait_reconciles(self, kind: str, more: int, timeout: float = 60) -> None:
+        """Waits until this process has finished ``more`` passes over ``kind`` from now."""
+        start = self.reconciles(kind)
+        wait_for(
+            lambda: self.reconciles(kind) >= start + more,
+            timeout=timeout,
+            interval=0.25,
+            what=f"{more} more {kind} passes of the operator",
+        )
+
 
 def free_port() -> int:
     with socket.socket() as sock:

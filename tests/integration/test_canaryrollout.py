@@ -45,11 +45,13 @@ class World:
         mlflow: MLflowServer,
         mode: str,
         canary_behaviour: Behaviour,
+        **sim_options: Any,
     ) -> None:
+        """``sim_options`` go to both simulators (``inter_token_metric``: an older vLLM's name)."""
         self.cluster, self.namespace, self.mode, self.mlflow = cluster, namespace, mode, mlflow
         self.model = f"m-{namespace}"
-        self.stable_sim = VLLMSimulator(STABLE, 0, Behaviour(**vars(GOOD))).start()
-        self.canary_sim = VLLMSimulator(STABLE, 0, Behaviour(**vars(canary_behaviour))).start()
+        self.stable_sim = VLLMSimulator(STABLE, 0, Behaviour(**vars(GOOD)), **sim_options).start()
+        self.canary_sim = VLLMSimulator(STABLE, 0, Behaviour(**vars(canary_behaviour)), **sim_options).start()
         self.prometheus = PrometheusServer(tmp_path / "prometheus", self._scrape_config())
         self.operator = OperatorProcess(
             namespace,

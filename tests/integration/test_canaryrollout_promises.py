@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.simulator.vllm_sim import Behaviour
+from tests.simulator.vllm_sim import INTER_TOKEN_METRIC_BEFORE_0_11, Behaviour
 
 from .conftest import Cluster, MLflowServer, Outage, wait_for
 from .test_canaryrollout import CANARY, GOOD, INTERVAL, SLOW, STABLE, STEPS, World, analysis, cli
@@ -23,9 +24,15 @@ MODE = "replica-ratio"
 
 @contextlib.contextmanager
 def make_world(
-    cluster: Cluster, namespace: str, tmp_path: Path, mlflow: MLflowServer, behaviour: Behaviour
+    cluster: Cluster,
+    namespace: str,
+    tmp_path: Path,
+    mlflow: MLflowServer,
+    behaviour: Behaviour,
+    mode: str = MODE,
+    **sim_options: Any,
 ) -> Iterator[World]:
-    world = World(cluster, namespace, tmp_path, mlflow, MODE, behaviour)
+    world = World(cluster, namespace, tmp_path, mlflow, mode, behaviour, **sim_options)
     try:
         yield world
     finally:
@@ -115,6 +122,21 @@ def test_token_latency_presets_fail_a_slow_canary(slow_world: World) -> None:
     failed = [name for name, m in measurements(world).items() if m["phase"] == "Failed"]
     assert failed and set(failed) <= {"ttft", "itl"}
     assert any(name in world.condition("RolledBack")["message"] for name in failed)
+
+
+def test_inter_token_preset_reads_an_older_vllms_time_per_output_token_histogram(
+    cluster: Cluster, namespace: str, tmp_path: Path, mlflow_server: MLflowServer
+) -> None:
+    """vLLM before 0.11 has no inter_token_latency_seconds; the preset falls back to the older name."""
+    older = {"inter_token_metric": INTER_TOKEN_METRIC_BEFORE_0_11}
+    with make_world(cluster, namespace, tmp_path, mlflow_server, GOOD, **older) as world:
+        scraped = urllib.request.urlopen(f"http://127.0.0.1:{world.canary_sim.port}/metrics").read().decode()
+        assert INTER_TOKEN_METRIC_BEFORE_0_11 in scraped and "vllm:inter_token_latency" not in scraped
+        itl = {"metrics": [{"name": "itl", "preset": "interTokenLatencyP95", "max": "35"}], "failureLimit": 0}
+        world.start({"steps": [{"setWeight": 50}, {"analysis": {}}], "analysis": analysis(**itl)})
+        world.wait_phase("Promoted", timeout=150)
+        judged = measurements(world)["itl"]
+        assert judged["phase"] == "Successful" and 0 < float(judged["value"]) <= 35, judged
 
 
 def test_default_steps_and_default_metrics(good_world: World) -> None:
@@ -221,6 +243,48 @@ def test_mlflow_down_during_rollback_still_rolls_back_and_says_so(
         assert "rejected" in warned[0]["message"] and warned[0]["type"] == "Warning"
         outage.restore()
         assert world.mlflow.client().get_model_version_by_alias(world.model, "champion").version == "1"
+
+
+def test_operator_killed_mid_rollback_finishes_the_rollback_once(
+    cluster: Cluster, namespace: str, tmp_path: Path, mlflow_server: MLflowServer
+) -> None:
+    """With a route the rollback has two halves: traffic back to the stable at once, the canary
+    scaled to zero after scaleDownDelay. The operator dies between them and a new one finishes."""
+    with make_world(cluster, namespace, tmp_path, mlflow_server, SLOW, mode="gateway-api") as world:
+        world.start(
+            {
+                "steps": [{"setWeight": 50}, {"pause": {}}],
+                "analysis": analysis(),
+                "scaleDownDelay": "20s",
+            }
+        )
+        wait_for(
+            lambda: world.condition("Paused").get("reason") == "WaitingForPromote",
+            timeout=90,
+            what="the pause",
+        )
+        cli(world, "rollout", "abort", "upgrade")
+        world.wait_phase("RolledBack", timeout=30)
+        wait_for(lambda: world.canary_share() == 0.0, timeout=30, what="no traffic to the canary")
+
+        def canary() -> dict[str, Any]:
+            return world.cluster.get("llmdeployment", CANARY, "-n", world.namespace)
+
+        before, finished = canary(), world.rollout()["status"]["finishedAt"]
+        assert before["spec"]["replicas"] > 0, "the canary went before its delay"
+        world.operator.kill()  # mid-rollback: the canary still up, its scale-down pending
+        world.operator.start()
+        wait_for(lambda: canary()["spec"]["replicas"] == 0, timeout=60, what="the canary scaled to zero")
+        wait_for(lambda: world.ready(CANARY) == 0, timeout=30, what="no canary pods Ready")
+        after = world.rollout()["status"]
+        assert after["phase"] == "RolledBack" and after["finishedAt"] == finished
+        assert canary()["metadata"]["generation"] == before["metadata"]["generation"] + 1  # scaled once
+        assert len(events(world, "RolledBack")) == 1
+        version = world.mlflow.client().get_model_version(world.model, "2")
+        assert version.tags.get("llmops.dev/verdict") == "rejected"
+        route = world.cluster.get("httproute", "chat", "-n", world.namespace)
+        weights = {ref["name"]: ref["weight"] for ref in route["spec"]["rules"][0]["backendRefs"]}
+        assert weights == {STABLE: 100, CANARY: 0}
 
 
 def test_promote_outside_a_pause_skips_the_remaining_steps(good_world: World) -> None:

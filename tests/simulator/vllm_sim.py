@@ -46,6 +46,9 @@ ITL_BUCKETS = (
     *(20.0, 40.0, 80.0),
 )
 HTTP_DURATION_BUCKETS = (0.1, 0.5, 1.0)
+INTER_TOKEN_METRIC = "vllm:inter_token_latency_seconds"
+# The same histogram's name before vLLM 0.11 (what an older engine image exports instead).
+INTER_TOKEN_METRIC_BEFORE_0_11 = "vllm:time_per_output_token_seconds"
 FINISHED_REASONS = ("stop", "length", "abort", "error", "repetition")
 # Paths vLLM's instrumentator leaves uncounted.
 UNCOUNTED_PATHS = {"/metrics", "/health", "/load", "/ping", "/version", "/server_info"}
@@ -84,7 +87,12 @@ class RequestError(Exception):
 
 class VLLMSimulator:
     def __init__(
-        self, model: str, port: int, behaviour: Behaviour | None = None, max_model_len: int = 2048
+        self,
+        model: str,
+        port: int,
+        behaviour: Behaviour | None = None,
+        max_model_len: int = 2048,
+        inter_token_metric: str = INTER_TOKEN_METRIC,
     ) -> None:
         self.model = model
         self.max_model_len = max_model_len
@@ -102,7 +110,7 @@ class VLLMSimulator:
         self.ttft = Histogram(
             "vllm:time_to_first_token_seconds", "", labels, registry=r, buckets=TTFT_BUCKETS
         )
-        self.itl = Histogram("vllm:inter_token_latency_seconds", "", labels, registry=r, buckets=ITL_BUCKETS)
+        self.itl = Histogram(inter_token_metric, "", labels, registry=r, buckets=ITL_BUCKETS)
         self.prompt_hist = Histogram(
             "vllm:request_prompt_tokens", "prompt", labels, buckets=tokens, registry=r
         )
@@ -305,9 +313,15 @@ def main() -> None:
     parser.add_argument("--ttft-ms", type=float, default=40.0)
     parser.add_argument("--itl-ms", type=float, default=10.0)
     parser.add_argument("--failure-percent", type=float, default=0.0)
+    parser.add_argument(
+        "--inter-token-metric",
+        default=INTER_TOKEN_METRIC,
+        choices=[INTER_TOKEN_METRIC, INTER_TOKEN_METRIC_BEFORE_0_11],
+        help="the inter-token histogram's name: vLLM 0.11 and later, or older",
+    )
     args = parser.parse_args()
     behaviour = Behaviour(args.ttft_ms, args.itl_ms, args.failure_percent)
-    sim = VLLMSimulator(args.model, args.port, behaviour, args.max_model_len)
+    sim = VLLMSimulator(args.model, args.port, behaviour, args.max_model_len, args.inter_token_metric)
     with contextlib.suppress(KeyboardInterrupt):
         sim.server.serve_forever()
 

@@ -147,6 +147,17 @@ def test_vllm_flags_come_from_the_spec() -> None:
     assert "--revision" in server("tp1-hf")["args"]
 
 
+def test_the_default_image_is_the_vllm_the_real_tests_run_and_its_exit_message_is_kept() -> None:
+    versions = dict(
+        line.split("=", 1)
+        for line in (Path(__file__).parents[2] / "tools" / "versions.env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    container = server("tp1-hf")
+    assert container["image"] == f"vllm/vllm-openai:v{versions['VLLM_CPU_VERSION']}"
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
 def test_default_rollout_needs_no_spare_gpu() -> None:
     strategy = by_kind(rendered("tp1-hf"))["Deployment"]["spec"]["strategy"]
     assert strategy["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}

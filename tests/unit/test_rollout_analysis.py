@@ -18,6 +18,7 @@ import pytest
 from llmops_operator.api.canaryrollout import AnalysisSpec, BaselineComparison, MetricCheck
 from llmops_operator.metrics.prometheus import PrometheusProvider
 from llmops_operator.rollout.analysis import (
+    PRESETS,
     TemplateError,
     applicable,
     bounds_of,
@@ -207,3 +208,53 @@ def test_at_full_weight_there_is_no_baseline_to_compare_with() -> None:
     at_full = applicable(metrics, 100)
     assert [m.name for m in at_full] == ["error-rate", "both"]
     assert at_full[1].baseline is None and at_full[1].max == "500"
+
+
+class Exporting:
+    """A provider whose canary exports only ``series``: each preset query returns no data, and a
+    presence check (``group(name{...})``) finds a series only when its name is exported."""
+
+    def __init__(self, *series: str) -> None:
+        self.series = series
+        self.queries: list[str] = []
+
+    def instant(self, query: str) -> list[float]:
+        self.queries.append(query)
+        if query.startswith("group("):
+            name = query.removeprefix("group(").split("{", 1)[0]
+            return [1.0] if name in self.series and 'llmops_dev_llmdeployment="llama-canary"' in query else []
+        return []
+
+    def buckets(self, query: str, at: Any) -> dict[float, float]:
+        raise NotImplementedError
+
+    def range(self, query: str, seconds: float, step_seconds: float, end: Any = None) -> list[float]:
+        raise NotImplementedError
+
+
+def test_no_data_from_an_engine_without_the_series_names_the_missing_series() -> None:
+    """llm-d-inference-sim exports vLLM's histograms but no http_* series: errorRate cannot be
+    judged there, and says so instead of reading 0 or a bare "no data"."""
+    llm_d = Exporting("vllm:e2e_request_latency_seconds_bucket", "vllm:request_success_total")
+    result = measure(llm_d, ERROR_RATE, VARIABLES, 4)
+    assert result.phase == "Inconclusive" and result.value == ""
+    assert result.message == "the query returned no data: llama-canary exports no http_requests_total series"
+    # The series is there but the window holds no requests: plain no data.
+    quiet = measure(Exporting("http_requests_total"), ERROR_RATE, VARIABLES, 4)
+    assert (quiet.phase, quiet.message) == ("Inconclusive", "the query returned no data")
+
+
+def test_inter_token_latency_falls_back_to_the_pre_0_11_histogram() -> None:
+    query = render_query(PRESETS["interTokenLatencyP95"].query, VARIABLES)
+    new, old = query.split(" or ")
+    assert "vllm:inter_token_latency_seconds_bucket" in new and "time_per_output" not in new
+    assert "vllm:time_per_output_token_seconds_bucket" in old and 'llama-canary"' in old
+    assert new.removeprefix("(").removesuffix(")").startswith("1000 * histogram_quantile(0.95")
+    itl = MetricCheck(name="itl", preset="interTokenLatencyP95")
+    neither = measure(Exporting(), itl, VARIABLES, 4)
+    assert neither.message == (
+        "the query returned no data: llama-canary exports no vllm:inter_token_latency_seconds_bucket"
+        " or vllm:time_per_output_token_seconds_bucket series"
+    )
+    older = measure(Exporting("vllm:time_per_output_token_seconds_bucket"), itl, VARIABLES, 4)
+    assert older.message == "the query returned no data"

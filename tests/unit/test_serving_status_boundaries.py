@@ -59,6 +59,46 @@ def test_a_crash_looping_init_container_is_named_with_its_last_exit_reason() -> 
     )
 
 
+# What the kubelet writes with terminationMessagePolicy FallbackToLogsOnError when vLLM 0.32 is
+# given a flag it does not know: the tail of its log, argparse's usage and error (exit code 2).
+ARGPARSE_EXIT = {
+    "exitCode": 2,
+    "reason": "Error",
+    "message": "usage: vllm serve [model_tag] [options]\n"
+    "vllm serve: error: unrecognized arguments: --no-such-flag\n\n",
+}
+
+
+def test_a_server_that_exits_at_start_is_quoted_from_its_termination_message() -> None:
+    looping = {
+        "name": "vllm",
+        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+        "lastState": {"terminated": ARGPARSE_EXIT},
+        "restartCount": 3,
+    }
+    assert pod_problem([pod("a", containerStatuses=[looping])]) == ConditionState(
+        "True",
+        "CrashLooping",
+        "container vllm of pod a keeps exiting (Error, exit code 2); 3 restarts: "
+        "vllm serve: error: unrecognized arguments: --no-such-flag",
+    )
+    exited = {"name": "vllm", "state": {"terminated": ARGPARSE_EXIT}, "restartCount": 0}
+    assert pod_problem([pod("a", containerStatuses=[exited])]) == ConditionState(
+        "True",
+        "CrashLooping",
+        "container vllm of pod a exited (Error, exit code 2): "
+        "vllm serve: error: unrecognized arguments: --no-such-flag",
+    )
+
+
+def test_a_clean_exit_is_no_problem_and_a_long_message_is_cut() -> None:
+    done = {"name": "vllm", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}
+    assert pod_problem([pod("a", containerStatuses=[done])]) is None
+    long = {"exitCode": 1, "reason": "Error", "message": "x" * 1000}
+    problem = pod_problem([pod("a", containerStatuses=[{"name": "vllm", "state": {"terminated": long}}])])
+    assert problem is not None and problem.message.endswith(": " + "x" * 300 + "...")
+
+
 @pytest.mark.parametrize("reason", ["ImagePullBackOff", "ErrImagePull", "InvalidImageName"])
 def test_each_image_pull_failure_names_the_image(reason: str) -> None:
     assert pod_problem([waiting("a", reason, image="vllm/vllm-openai:nope")]) == ConditionState(

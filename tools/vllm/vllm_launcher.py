@@ -25,6 +25,9 @@ def _version_with_cpu_alias(distribution_name: str) -> str:
 importlib.metadata.version = _version_with_cpu_alias
 
 if __name__ == "__main__":
+    import sys
+
     from vllm.entrypoints.cli.main import main
 
+    sys.argv[0] = "vllm"  # the program name vLLM's own messages show, as from the image's `vllm`
     main()

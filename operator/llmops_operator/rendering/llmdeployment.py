@@ -299,6 +299,9 @@ def deployment(
         "command": ["vllm", "serve"],
         "args": vllm_args(spec, resolved, owner),
         "ports": [{"name": "http", "containerPort": SERVING_PORT, "protocol": "TCP"}],
+        # vLLM writes no termination file: its last log lines (an unknown flag's argparse error,
+        # a load failure's traceback) become the termination message that Degraded quotes.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         **probes(spec),
         "volumeMounts": mounts,
         "securityContext": restricted_security_context(),

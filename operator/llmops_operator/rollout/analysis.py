@@ -35,11 +35,19 @@ def _quantile_ms(histogram: str) -> str:
     )
 
 
+# vLLM before 0.11 had no inter-token histogram; its time_per_output_token_seconds measures the same.
+_ITL, _ITL_BEFORE_0_11 = "vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"
+
+
 @dataclass(frozen=True)
 class Preset:
     query: str
     max: str
     unit: str
+    # The series the query reads (a name, optionally with extra matchers in braces). When the query
+    # returns no data and the canary has none of them, the measurement names them: an engine that
+    # does not export a series (llm-d-inference-sim has no http_*) is told apart from no traffic.
+    sources: tuple[str, ...] = ()
 
 
 PRESETS: dict[MetricPreset, Preset] = {
@@ -51,13 +59,25 @@ PRESETS: dict[MetricPreset, Preset] = {
         ),
         max="1",
         unit="%",
+        sources=("http_requests_total",),
     ),
-    "e2eLatencyP95": Preset(query=_quantile_ms("vllm:e2e_request_latency_seconds"), max="2000", unit="ms"),
+    "e2eLatencyP95": Preset(
+        query=_quantile_ms("vllm:e2e_request_latency_seconds"),
+        max="2000",
+        unit="ms",
+        sources=("vllm:e2e_request_latency_seconds_bucket",),
+    ),
     "timeToFirstTokenP95": Preset(
-        query=_quantile_ms("vllm:time_to_first_token_seconds"), max="2000", unit="ms"
+        query=_quantile_ms("vllm:time_to_first_token_seconds"),
+        max="2000",
+        unit="ms",
+        sources=("vllm:time_to_first_token_seconds_bucket",),
     ),
     "interTokenLatencyP95": Preset(
-        query=_quantile_ms("vllm:inter_token_latency_seconds"), max="200", unit="ms"
+        query=f"({_quantile_ms(_ITL)}) or ({_quantile_ms(_ITL_BEFORE_0_11)})",
+        max="200",
+        unit="ms",
+        sources=(f"{_ITL}_bucket", f"{_ITL_BEFORE_0_11}_bucket"),
     ),
 }
 
@@ -179,6 +199,20 @@ def judge_baseline(
     return Measurement(metric, "Successful", value, threshold, "")
 
 
+def _naming_missing_sources(
+    provider: MetricsProvider, verdict: Measurement, preset: Preset, variables: Mapping[str, str]
+) -> Measurement:
+    """A no-data verdict that says so when the canary exports none of the preset's series."""
+    for source in preset.sources:
+        name, _, matchers = source.partition("{")
+        selector = ",".join(filter(None, (_SELECTOR, matchers.rstrip("}"))))
+        if provider.instant(render_query(f"group({name}{{{selector}}})", variables)):
+            return verdict
+    missing = " or ".join(preset.sources)
+    message = f"the query returned no data: {variables['canary']} exports no {missing} series"
+    return Measurement(verdict.metric, "Inconclusive", "", verdict.threshold, message)
+
+
 def measure(
     provider: MetricsProvider,
     metric: MetricCheck,
@@ -193,6 +227,8 @@ def measure(
         verdict: Measurement | None = None
         if low is not None or high is not None:
             verdict = judge_values(metric.name, provider.instant(query), low, high)
+            if verdict.phase == "Inconclusive" and not verdict.value and metric.preset is not None:
+                return _naming_missing_sources(provider, verdict, PRESETS[metric.preset], variables)
             if verdict.phase != "Successful" or metric.baseline is None:
                 return verdict
         assert metric.baseline is not None
