@@ -45,11 +45,17 @@ class World:
         mlflow: MLflowServer,
         mode: str,
         canary_behaviour: Behaviour,
+        options: dict[str, Any] | None = None,
     ) -> None:
         self.cluster, self.namespace, self.mode, self.mlflow = cluster, namespace, mode, mlflow
         self.model = f"m-{namespace}"
-        self.stable_sim = VLLMSimulator(STABLE, 0, Behaviour(**vars(GOOD))).start()
-        self.canary_sim = VLLMSimulator(STABLE, 0, Behaviour(**vars(canary_behaviour))).start()
+        options = options or {}
+        stable_behaviour = options.get("stable", GOOD)
+        self.stable_sim = VLLMSimulator(STABLE, 0, Behaviour(**vars(stable_behaviour))).start()
+        self.canary_sim = VLLMSimulator(
+            STABLE, 0, Behaviour(**vars(canary_behaviour)), options.get("canary_max_model_len", 2048)
+        ).start()
+        self.prompt_words: Any = options.get("prompt_words", lambda: 2)
         self.prometheus = PrometheusServer(tmp_path / "prometheus", self._scrape_config())
         self.operator = OperatorProcess(
             namespace,
@@ -150,6 +156,7 @@ class World:
             f"http://127.0.0.1:{self.stable_sim.port}",
             f"http://127.0.0.1:{self.canary_sim.port}",
             self.canary_share,
+            prompt_words=self.prompt_words,
         ).start()
         spec = {"targetRef": {"name": STABLE}, "canary": {"model": {"uri": f"models:/{self.model}/2"}}}
         if self.mode == "gateway-api":
@@ -225,8 +232,8 @@ def world(
     mlflow_server: MLflowServer,
     request: pytest.FixtureRequest,
 ) -> Iterator[World]:
-    mode, behaviour = request.param
-    handle = World(cluster, namespace, tmp_path, mlflow_server, mode, behaviour)
+    mode, behaviour, *options = request.param
+    handle = World(cluster, namespace, tmp_path, mlflow_server, mode, behaviour, *options)
     try:
         yield handle
     finally:
@@ -333,6 +340,41 @@ def test_bad_canary_is_rolled_back_within_two_intervals(world: World) -> None:
         "status": "Degraded",
         "message": f"AnalysisFailed: {rolled['message']}",
     }
+
+
+def every_fifth_prompt_long() -> Any:
+    """Four short prompts, then one of 100 words, over and over."""
+    count = iter(range(10**9))
+    return lambda: 100 if next(count) % 5 == 4 else 2
+
+
+SHORTER_CONTEXT = {"canary_max_model_len": 64, "prompt_words": every_fifth_prompt_long()}
+TERSE = Behaviour(ttft_ms=40, itl_ms=10, answer_tokens=4)  # answers fit in max_tokens (8): "stop"
+VERBOSE = Behaviour(ttft_ms=40, itl_ms=10, answer_tokens=12)  # cut at max_tokens: "length"
+
+
+@pytest.mark.parametrize(
+    "world",
+    [("replica-ratio", GOOD, SHORTER_CONTEXT), ("gateway-api", VERBOSE, {"stable": TERSE})],
+    indirect=True,
+    ids=["shorter-max-model-len", "truncating"],
+)
+def test_default_analysis_sees_refused_long_prompts_and_truncated_answers(world: World) -> None:
+    """As fast and without one 5xx, but a canary that answers long prompts with vLLM's 400
+    ("maximum context length") or cuts its answers at max_tokens is rolled back by the default
+    metrics, judged against the stable on the same traffic."""
+    world.start({"steps": STEPS, "analysis": analysis(metrics=[]), "scaleDownDelay": "3s"})
+    world.wait_phase("RolledBack", timeout=120)
+    rolled = world.condition("RolledBack")
+    failing = "client-error-share" if world.mode == "replica-ratio" else "truncation-share"
+    assert rolled["reason"] == "AnalysisFailed" and failing in rolled["message"], rolled
+    measured = {m["metric"]: m for m in world.rollout()["status"]["measurements"]}
+    assert measured[failing]["phase"] == "Failed", measured
+    # The 5xx share and the latency were fine: only the new presets could see it.
+    assert measured["error-rate"]["phase"] == "Successful", measured
+    assert measured["latency-p95"]["phase"] == "Successful", measured
+    if world.mode == "replica-ratio":
+        assert world.load is not None and world.load.errors[1] > 0 and world.load.errors[0] == 0
 
 
 @worlds(GOOD)

@@ -45,10 +45,12 @@ from ..names import (
 )
 from ..registry.mlflow import RegistryUnavailable, set_alias, tag_version
 from ..rollout import analysis, gates, progress
+from ..rollout import evaluation as evaluation_gate
 from ..rollout.canary import canary_overlay, desired_canary, leaves
 from ..routing import RouteNotUsable, Sides, router_for
 from ..timestamps import format_time, now, now_text, seconds_since
 from ..workqueue import KeyedLocks
+from .evaluation import EvaluationStage
 
 log = logging.getLogger(__name__)
 # (the resource's endpoint, the operator-wide address) -> a provider; tests hand in a fake
@@ -175,6 +177,10 @@ class _Tick:
         full = snapshot.target_spec.replicas
         if self.status.phase == "Promoting":
             return self._promote(target, full)
+        if evaluation_gate.gating(self.spec, self.status):
+            held = EvaluationStage(self).run(target, full)
+            if held is not None:
+                return held
         return self._step(target, full)
 
     # -- carrying out -----------------------------------------------------------------------------

@@ -37,9 +37,19 @@ def _quantile_ms(histogram: str) -> str:
 
 @dataclass(frozen=True)
 class Preset:
+    """A named query with its default judgement: a maximum, or, for shares whose level is the
+    clients' doing rather than the model's, the baseline judge against the stable."""
+
     query: str
-    max: str
+    max: str | None
     unit: str
+    baseline: BaselineComparison | None = None
+
+
+def _share(numerator: str, denominator: str) -> str:
+    """Percent of ``denominator`` that is ``numerator``; no numerator series yet counts as 0,
+    while no requests at all stays no data."""
+    return f"100 * (sum(rate({numerator}[{_WINDOW}])) or vector(0)) / sum(rate({denominator}[{_WINDOW}]))"
 
 
 PRESETS: dict[MetricPreset, Preset] = {
@@ -51,6 +61,26 @@ PRESETS: dict[MetricPreset, Preset] = {
         ),
         max="1",
         unit="%",
+    ),
+    # A share of 4xx is partly the clients' own doing (bad requests), so the canary is judged
+    # against the stable on the same traffic: a shorter maxModelLen refusing long prompts shows.
+    "clientErrorShare": Preset(
+        query=_share(
+            f'http_requests_total{{{_REQUESTS},status="4xx"}}', f"http_requests_total{{{_REQUESTS}}}"
+        ),
+        max=None,
+        unit="%",
+        baseline=BaselineComparison(),
+    ),
+    # Answers cut at max_tokens or the context's end (vLLM's finished_reason="length").
+    "truncationShare": Preset(
+        query=_share(
+            f'vllm:request_success_total{{{_SELECTOR},finished_reason="length"}}',
+            f"vllm:request_success_total{{{_SELECTOR}}}",
+        ),
+        max=None,
+        unit="%",
+        baseline=BaselineComparison(),
     ),
     "e2eLatencyP95": Preset(query=_quantile_ms("vllm:e2e_request_latency_seconds"), max="2000", unit="ms"),
     "timeToFirstTokenP95": Preset(
@@ -64,6 +94,8 @@ PRESETS: dict[MetricPreset, Preset] = {
 DEFAULT_METRICS = [
     MetricCheck(name="error-rate", preset="errorRate"),
     MetricCheck(name="latency-p95", preset="e2eLatencyP95"),
+    MetricCheck(name="client-error-share", preset="clientErrorShare"),
+    MetricCheck(name="truncation-share", preset="truncationShare"),
 ]
 
 
@@ -76,8 +108,18 @@ class Measurement:
     message: str = ""
 
 
+def with_preset_defaults(metric: MetricCheck) -> MetricCheck:
+    """A preset judged against the stable by default gets that judge when the user set none."""
+    preset = PRESETS[metric.preset] if metric.preset is not None else None
+    if preset is None or preset.baseline is None:
+        return metric
+    if metric.min is not None or metric.max is not None or metric.baseline is not None:
+        return metric
+    return metric.model_copy(update={"baseline": preset.baseline})
+
+
 def metrics_of(analysis: AnalysisSpec) -> list[MetricCheck]:
-    return list(analysis.metrics) or list(DEFAULT_METRICS)
+    return [with_preset_defaults(metric) for metric in (analysis.metrics or DEFAULT_METRICS)]
 
 
 def applicable(metrics: list[MetricCheck], canary_weight: int) -> list[MetricCheck]:
@@ -106,8 +148,9 @@ def bounds_of(metric: MetricCheck) -> tuple[float | None, float | None]:
     """(min, max): a preset without explicit bounds gets its default maximum."""
     low = float(metric.min) if metric.min is not None else None
     high = float(metric.max) if metric.max is not None else None
-    if metric.preset is not None and low is None and high is None and metric.baseline is None:
-        high = float(PRESETS[metric.preset].max)
+    default = PRESETS[metric.preset].max if metric.preset is not None else None
+    if default is not None and low is None and high is None and metric.baseline is None:
+        high = float(default)
     return low, high
 
 

@@ -23,6 +23,7 @@ from ..durations import parse_duration
 from ..names import (
     ABORTED,
     ANALYSIS_FAILED,
+    EVALUATION_FAILED,
     METRICS_UNAVAILABLE,
     NO_DATA,
     NOT_PAUSED,
@@ -260,7 +261,10 @@ def conditions_for(
     promoted = phase == "Promoted"
     put(PROMOTED, "True" if promoted else "False", PROMOTED if promoted else NOT_PROMOTED, "")
     if phase == "RolledBack":
-        reason = ABORTED if detail.startswith("aborted") else ANALYSIS_FAILED
+        evaluated = status.evaluation is not None and status.evaluation.phase == "Failed"
+        reason = (
+            ABORTED if detail.startswith("aborted") else EVALUATION_FAILED if evaluated else ANALYSIS_FAILED
+        )
         put(ROLLED_BACK, "True", reason, detail)
     else:
         put(ROLLED_BACK, "False", NOT_ROLLED_BACK, "")
