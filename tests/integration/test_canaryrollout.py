@@ -10,6 +10,7 @@ Every scenario runs in both routing modes.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -51,9 +52,16 @@ class World:
         self.model = f"m-{namespace}"
         options = options or {}
         stable_behaviour = options.get("stable", GOOD)
-        self.stable_sim = VLLMSimulator(STABLE, 0, Behaviour(**vars(stable_behaviour))).start()
+        answers = options.get("answers")
+        self.stable_sim = VLLMSimulator(
+            STABLE, 0, Behaviour(**vars(stable_behaviour)), answers=answers
+        ).start()
         self.canary_sim = VLLMSimulator(
-            STABLE, 0, Behaviour(**vars(canary_behaviour)), options.get("canary_max_model_len", 2048)
+            STABLE,
+            0,
+            Behaviour(**vars(canary_behaviour)),
+            options.get("canary_max_model_len", 2048),
+            answers=answers,
         ).start()
         self.prompt_words: Any = options.get("prompt_words", lambda: 2)
         self.prometheus = PrometheusServer(tmp_path / "prometheus", self._scrape_config())
@@ -109,8 +117,21 @@ class World:
             share = weights.get(CANARY, 0) / total if total else 0.0
         else:
             canary, stable = self.ready(CANARY), self.ready(STABLE)
+            if not self.joins_stable_service():
+                canary = 0  # its pods serve their own Service only (while it is being evaluated)
             share = canary / (canary + stable) if canary + stable else 0.0
         return share
+
+    def joins_stable_service(self) -> bool:
+        """Whether the canary's pods carry the stable's Service label, as the operator asks with
+        the serves-for annotation on the canary LLMDeployment."""
+        result = self.cluster.kubectl(
+            "get", "llmdeployment", CANARY, "-n", self.namespace, "-o", "json", check=False
+        )
+        if result.returncode != 0:
+            return False
+        annotations = json.loads(result.stdout)["metadata"].get("annotations") or {}
+        return annotations.get("llmops.dev/serves-for") == STABLE
 
     def ready(self, deployment: str) -> int:
         result = self.cluster.kubectl(
