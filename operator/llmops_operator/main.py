@@ -81,6 +81,7 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--prometheus-url")
     parser.add_argument("--mlflow-tracking-uri")
     parser.add_argument("--model-fetcher-image", help="image with the mlflow CLI for registry artifacts")
+    parser.add_argument("--evaluator-image", help="the operator's own image, run by evaluation Jobs")
     parser.add_argument(
         "--resync-seconds",
         type=int,

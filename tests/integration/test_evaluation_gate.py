@@ -19,7 +19,7 @@ import pytest
 
 from tests.argocd_health import health as argocd_health
 from tests.simulator.service_network import ServiceNetwork
-from tests.simulator.vllm_sim import Behaviour, VLLMSimulator
+from tests.simulator.vllm_sim import Behaviour, VLLMSimulator, rank_percent
 
 from .conftest import PLUGIN_DIR, Cluster, MLflowServer, free_port, wait_for
 from .test_canaryrollout import CANARY, GOOD, STABLE, STEPS, World, analysis, cli
@@ -27,6 +27,11 @@ from .test_canaryrollout import CANARY, GOOD, STABLE, STEPS, World, analysis, cl
 PROMPTS = 500
 FIXTURE = {f"What is {i} plus {i}? Answer in JSON.": json.dumps({"sum": 2 * i}) for i in range(PROMPTS)}
 STABLE_WRONG = 10.0  # percent of the fixture's prompts the stable answers wrong
+
+
+def right_share(wrong_percent: float) -> str:
+    """The exact-match score of a server wrong on ``wrong_percent`` of the fixture, as status shows it."""
+    return f"{sum(rank_percent(p) >= wrong_percent for p in FIXTURE) / PROMPTS:.4g}"
 
 
 def dataset() -> str:
@@ -165,12 +170,11 @@ def test_an_equal_canary_passes_its_evaluation_and_the_steps_start(gate: GateWor
     finally:
         judge_sim.stop()
     scorers = {s["name"]: s for s in gate.evaluation()["scorers"]}
-    assert scorers["exact"]["value"] == scorers["exact"]["stableValue"] == "0.9", (
-        scorers
-    )  # 10% wrong, same prompts
+    stable_score = right_share(STABLE_WRONG)  # 0.878: the same prompts wrong on both sides
+    assert scorers["exact"]["value"] == scorers["exact"]["stableValue"] == stable_score, scorers
     assert scorers["exact"]["difference"] == "0" and scorers["exact"]["interval"] == "[0, 0]"
     assert scorers["json"]["phase"] == "Passed" and float(scorers["json"]["value"]) >= 0.8
-    assert scorers["judge"]["value"] == "0.9", scorers  # the rule: 5 (1.0) for a right answer, 1 (0) else
+    assert scorers["judge"]["value"] == stable_score, scorers  # the rule: 5 (1.0) when right, 1 (0) else
     gate.world.wait_phase("Promoted", timeout=150)
     assert gate.canary_requests() > 0  # the steps sent users to it after the evaluation
     client = gate.world.mlflow.client()
@@ -178,7 +182,7 @@ def test_an_equal_canary_passes_its_evaluation_and_the_steps_start(gate: GateWor
     assert version.tags["llmops.dev/evaluation"] == "passed"
     run = client.get_run(gate.evaluation()["runId"])
     assert run.data.tags["llmops.dev/evaluation"] == "passed" and run.info.status == "FINISHED"
-    assert run.data.metrics["exact/mean"] == pytest.approx(0.9)
+    assert run.data.metrics["exact/mean"] == pytest.approx(float(stable_score))
     artifacts = {item.path for item in client.list_artifacts(run.info.run_id)}
     assert {"dataset.jsonl", "evaluation.json", "verdict.json", "evaluation_table.json"} <= artifacts
     view = cli(gate.world, "rollout", "get", "upgrade")
@@ -213,13 +217,14 @@ def test_a_worse_canary_is_rejected_before_any_traffic_and_a_restart_keeps_one_j
     gate.world.wait_phase("RolledBack", timeout=60)
     rolled = gate.world.condition("RolledBack")
     assert rolled["reason"] == "EvaluationFailed", rolled
-    assert "scorer exact = 0.85" in rolled["message"] and "no worse than stable by 0.02" in rolled["message"]
+    named = f"scorer exact = {right_share(STABLE_WRONG + 5)}"  # 0.818 against the stable's 0.878
+    assert named in rolled["message"] and "no worse than stable by 0.02" in rolled["message"], rolled
     events = gate.cluster.get("events", "-n", gate.namespace, "--field-selector", "reason=RolledBack")
-    assert any("scorer exact = 0.85" in e["message"] and e["type"] == "Warning" for e in events["items"])
+    assert any(named in e["message"] and e["type"] == "Warning" for e in events["items"])
     scorers = {s["name"]: s for s in gate.evaluation()["scorers"]}
-    assert scorers["exact"]["phase"] == "Failed" and float(scorers["exact"]["difference"]) == pytest.approx(
-        -0.05
-    )
+    drop = float(right_share(STABLE_WRONG + 5)) - float(right_share(STABLE_WRONG))
+    assert scorers["exact"]["phase"] == "Failed", scorers
+    assert float(scorers["exact"]["difference"]) == pytest.approx(drop, abs=1e-3)
     # No user ever reached the canary: the route never named it with a weight, nothing was sent.
     assert set(gate.canary_weights) == {0}
     assert gate.canary_requests() == 0
