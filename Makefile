@@ -85,6 +85,8 @@ run: venv cluster ## the local control plane, MLflow, the CRDs, the operator and
 	@echo "  PATH=$$PWD/$(VENV)/bin:\$$PATH $(KUBECTL) llmops -n $(DEMO_NAMESPACE) drift get llama-8b-live --watch"
 	@echo "Make the prompts drift (a retraining Job, a new version, its CanaryRollout follow):"
 	@echo "  $(PY) tools/demo_dataplane.py shift 80"
+	@echo "Before that, make the retrained model answer worse, and watch its evaluation reject it:"
+	@echo "  $(PY) tools/demo_dataplane.py worse 20"
 	@echo "MLflow: $(LLMOPS_MLFLOW_TRACKING_URI)   Prometheus: $(LLMOPS_PROMETHEUS_URL)   Stop everything: make cluster-down"
 
 operator: venv ## run the operator in the foreground against .cluster/kubeconfig

@@ -6,20 +6,29 @@ sets (the Ready pods of each side, as replica-ratio routing does).
 Prompt lengths are lognormal around a median of 20 words; `shift N` moves the median to N, which
 the demo DriftMonitor notices. kwok runs no containers, so this process also plays the trainer of
 every retraining Job that kwok completes: it runs examples/retrain/train.py with the Job's env,
-which registers the new version in MLflow for the operator to ship through a CanaryRollout.
+which registers the new version in MLflow for the operator to ship through a CanaryRollout. It
+plays every evaluation Job's pod too: `llmops-operator evaluate` with the Job's command, args and
+env, on a stand-in for the cluster's Service network (a forward proxy to the simulators).
 
 With ``ENGINE=vllm`` (``make run ENGINE=vllm``) the two sides are real vLLM servers instead
 (tools/vllm.sh: PyPI's CPU build on the small random models it builds, ``stable`` for llama-8b and
 ``canary-equal``, as fast, for its canary); ``start`` then returns once both answer ``/health``.
 
-    ENGINE=simulator|vllm python tools/demo_dataplane.py start|stop|shift N
+Both simulators answer the demo's evaluation set (manifests/demo/evaluation-dataset.yaml), the
+stable wrong on 10% of it; `worse N` makes the canary (the retrained model) wrong on N% (default
+10, as good as the stable), so the evaluation gate rejects it before any user traffic
+(simulators only: the real vLLM's random models answer what they answer).
+
+    ENGINE=simulator|vllm python tools/demo_dataplane.py start|stop|shift N|worse N
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.simulator.loadgen import LoadGenerator  # noqa: E402
+from tests.simulator.service_network import ServiceNetwork  # noqa: E402
 from tests.simulator.vllm_sim import Behaviour, VLLMSimulator  # noqa: E402
 
 STATE = ROOT / ".cluster" / "dataplane"
@@ -48,6 +58,23 @@ ENGINES = ("simulator", "vllm")
 VLLM_MODELS = ("stable", "canary-equal")  # tools/vllm.sh's models for the stable and the canary side
 VLLM_START_TIMEOUT = 900  # seconds; a busy two-core machine has taken minutes to load one
 MEDIAN_FILE = STATE / "prompt-median"
+WRONG_FILE = STATE / "canary-wrong-percent"
+DATASET = ROOT / "manifests" / "demo" / "evaluation-dataset.yaml"
+STABLE_WRONG_PERCENT = 10.0
+
+
+def evaluation_answers() -> dict[str, str]:
+    """prompt -> the right answer, from the demo's evaluation set."""
+    text = yaml.safe_load(DATASET.read_text())["data"]["prompts.jsonl"]
+    records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return {record["prompt"]: record["reference"] for record in records}
+
+
+def canary_wrong_percent() -> float:
+    try:
+        return float(WRONG_FILE.read_text())
+    except (OSError, ValueError):
+        return STABLE_WRONG_PERCENT
 
 
 def prometheus_config() -> dict[str, object]:
@@ -80,8 +107,24 @@ def ready_pods(deployment: str) -> int:
     return int(found.status.ready_replicas or 0)
 
 
+def joins_stable_service() -> bool:
+    """A canary under evaluation serves only its own Service (no serves-for annotation yet)."""
+    from kubernetes import client, config
+
+    config.load_kube_config(str(ROOT / ".cluster" / "kubeconfig"))
+    try:
+        found = client.CustomObjectsApi().get_namespaced_custom_object(
+            "llmops.dev", "v1alpha1", NAMESPACE, "llmdeployments", CANARY
+        )
+    except client.ApiException:
+        return False
+    return (found["metadata"].get("annotations") or {}).get("llmops.dev/serves-for") == STABLE
+
+
 def canary_share() -> float:
     canary, stable = ready_pods(CANARY), ready_pods(STABLE)
+    if not joins_stable_service():
+        canary = 0
     return canary / (canary + stable) if canary + stable else 0.0
 
 
@@ -133,9 +176,40 @@ def healthy(port: int) -> bool:
         return False
 
 
+def play_evaluator(evaluated: set[str], network: ServiceNetwork) -> None:
+    """Runs each evaluation Job's pod once: its command and args with its env (Secret
+    references resolved as kubelet would), on the stand-in Service network."""
+    from kubernetes import client, config
+
+    config.load_kube_config(str(ROOT / ".cluster" / "kubeconfig"))
+    jobs = client.BatchV1Api().list_namespaced_job(NAMESPACE, label_selector="llmops.dev/evaluation-of")
+    for job in jobs.items:
+        if job.metadata.name in evaluated:
+            continue
+        evaluated.add(job.metadata.name)
+        container = job.spec.template.spec.containers[0]
+        env = {}
+        for item in container.env or []:
+            if item.value is not None:
+                env[item.name] = item.value
+            elif item.value_from is not None and item.value_from.secret_key_ref is not None:
+                ref = item.value_from.secret_key_ref
+                secret = client.CoreV1Api().read_namespaced_secret(ref.name, NAMESPACE)
+                import base64
+
+                env[item.name] = base64.b64decode(secret.data[ref.key]).decode()
+        proxy = {"HTTP_PROXY": network.url, "NO_PROXY": "127.0.0.1,localhost"}
+        command = [
+            shutil.which(container.command[0], path=str(Path(sys.executable).parent)) or "",
+            *container.args,
+        ]
+        subprocess.run(command, env={**os.environ, **env, **proxy}, check=False, timeout=600)
+
+
 def serve() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # the finally below stops vLLM
     servers: list[subprocess.Popen[bytes]] = []
+    canary: Behaviour | None = None
     if ENGINE == "vllm":
         servers = start_vllm()
         while not all(healthy(port) for port in SIM_PORTS):
@@ -143,19 +217,26 @@ def serve() -> None:
                 raise SystemExit(f"[dataplane] a vLLM server exited; see {STATE}/vllm-*.log")
             time.sleep(2)
     else:
-        VLLMSimulator(STABLE, SIM_PORTS[0], Behaviour(ttft_ms=40, itl_ms=10)).start()
+        answers = evaluation_answers()
+        stable = Behaviour(ttft_ms=40, itl_ms=10, wrong_percent=STABLE_WRONG_PERCENT)
+        VLLMSimulator(STABLE, SIM_PORTS[0], stable, answers=answers).start()
         # The demo canary is a little slower but within the sample's thresholds: it gets promoted.
-        VLLMSimulator(STABLE, SIM_PORTS[1], Behaviour(ttft_ms=50, itl_ms=11)).start()
+        canary = Behaviour(ttft_ms=50, itl_ms=11, wrong_percent=canary_wrong_percent())
+        VLLMSimulator(STABLE, SIM_PORTS[1], canary, answers=answers).start()
     try:
-        drive()
+        drive(canary)
     finally:
         for server in servers:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(server.pid, signal.SIGTERM)
 
 
-def drive() -> None:
-    """Load split by the cluster's weights, the prompt median from ``shift``, the trainer played."""
+def drive(canary: Behaviour | None) -> None:
+    """Load split by the cluster's weights, the prompt median from ``shift``, the trainer and the
+    evaluator played; ``canary`` (a simulator's behaviour) follows ``worse``."""
+    network = ServiceNetwork().start()
+    network.route(STABLE, NAMESPACE, SIM_PORTS[0])
+    network.route(CANARY, NAMESPACE, SIM_PORTS[1])
     median = [prompt_median()]
     load = LoadGenerator(
         f"http://127.0.0.1:{SIM_PORTS[0]}",
@@ -165,14 +246,18 @@ def drive() -> None:
         prompt_words=lambda: int(random.lognormvariate(0, 0.4) * median[0]),
     ).start()
     trained: set[str] = set()
+    evaluated: set[str] = set()
     try:
         while True:
             time.sleep(5)
             median[0] = prompt_median()
+            if canary is not None:
+                canary.wrong_percent = canary_wrong_percent()
             try:
                 play_trainer(trained)
+                play_evaluator(evaluated, network)
             except Exception as error:  # the demo keeps serving when the cluster blinks
-                print(f"[dataplane] trainer: {error}", flush=True)
+                print(f"[dataplane] trainer or evaluator: {error}", flush=True)
     finally:
         load.stop()
 
@@ -208,6 +293,9 @@ def main(command: str) -> None:
     elif command == "shift":
         MEDIAN_FILE.write_text(sys.argv[2])
         print(f"[dataplane] prompts now have a median of {sys.argv[2]} words")
+    elif command == "worse":
+        WRONG_FILE.write_text(sys.argv[2] if len(sys.argv) > 2 else str(STABLE_WRONG_PERCENT))
+        print(f"[dataplane] the canary now answers {WRONG_FILE.read_text()}% of the evaluation set wrong")
     elif command == "serve":
         serve()
 

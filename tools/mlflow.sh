@@ -15,7 +15,7 @@ case ${1:-} in
       --artifacts-destination "$dir/artifacts" --host 127.0.0.1 --port "$port" --workers 1 \
       >"$dir/server.log" 2>&1 &
     echo $! >"$dir/server.pid"
-    wait_seconds=${LLMOPS_MLFLOW_START_SECONDS:-120}  # more on a loaded machine
+    wait_seconds=${LLMOPS_MLFLOW_START_SECONDS:-300}  # a busy machine takes minutes to import mlflow
     for _ in $(seq "$wait_seconds"); do
       curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && exit 0
       kill -0 "$(cat "$dir/server.pid")" 2>/dev/null || { cat "$dir/server.log" >&2; exit 1; }

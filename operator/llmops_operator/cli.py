@@ -72,6 +72,7 @@ def render_rollout(rollout: dict[str, Any]) -> str:
         lines.append(
             f"{mark}{index + 1}. {_step_text(step.kind, step.weight, step.duration_seconds, step.metrics)}"
         )
+    lines.extend(_evaluation_lines(status.get("evaluation") or {}))
     tallies = {t["name"]: t for t in status.get("tallies") or []}
     measurements = status.get("measurements") or []
     if measurements:
@@ -115,6 +116,31 @@ def _fail_fast_lines(status: dict[str, Any]) -> list[str]:
         removed = rollback.get("canaryRemovedAt") or "not yet"
         order = rollback.get("order")
         lines.append(f"Rollback:  {order}  canary removed {removed}  capacity short {shortfall}")
+    return lines
+
+
+def _evaluation_lines(evaluation: dict[str, Any]) -> list[str]:
+    """Each scorer against its threshold, and against the stable: the paired difference and its
+    interval."""
+    if not evaluation:
+        return []
+    run = f"  (MLflow run {evaluation['runId']})" if evaluation.get("runId") else ""
+    lines = [
+        f"Evaluation: {evaluation.get('phase') or 'Pending'}, {evaluation.get('prompts', 0)} prompts{run}"
+    ]
+    scorers = evaluation.get("scorers") or []
+    width = max((len(s["name"]) for s in scorers), default=0)
+    for s in scorers:
+        value = f"{s.get('value') or '-'} (want {s.get('threshold') or '-'})"
+        line = f"  {s['name']:<{width}}  {s['phase']:<12} {value}"
+        if s.get("difference"):
+            paired = f"{s['difference']} {s.get('interval', '')} p={s.get('pValue')}"
+            line += f"  vs stable {s.get('stableValue')}: {paired}"
+        lines.append(line)
+        if s.get("message") and s["phase"] != "Passed":
+            lines.append(f"  {'':<{width}}  {s['message']}")
+    if evaluation.get("message") and evaluation.get("phase") not in ("Passed", "Failed"):
+        lines.append(f"  {evaluation['message']}")
     return lines
 
 

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
         gt=0,
         description="How often each DriftMonitor is looked at; checks run every spec.interval.",
     )
+    evaluator_image: str = Field(
+        default="llmops-operator:0.1.0",
+        description="The operator's own image, which evaluation Jobs run (`llmops-operator evaluate`).",
+    )
     model_fetcher_image: str = Field(
         default="ghcr.io/mlflow/mlflow:v3.6.0",
         description="Image with the mlflow CLI that downloads registry artifacts vLLM cannot read itself.",

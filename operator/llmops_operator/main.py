@@ -81,6 +81,7 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--prometheus-url")
     parser.add_argument("--mlflow-tracking-uri")
     parser.add_argument("--model-fetcher-image", help="image with the mlflow CLI for registry artifacts")
+    parser.add_argument("--evaluator-image", help="the operator's own image, run by evaluation Jobs")
     parser.add_argument(
         "--resync-seconds",
         type=int,
@@ -94,7 +95,20 @@ def parse_args(argv: list[str] | None) -> Settings:
         parser.error(f"invalid configuration: {error}")
 
 
+def evaluate(argv: list[str]) -> int:
+    """``llmops-operator evaluate --run-id RUN``: the evaluation Job's process (evaluation/runner.py)."""
+    parser = argparse.ArgumentParser(prog="llmops-operator evaluate", description=evaluate.__doc__)
+    parser.add_argument("--run-id", required=True, help="the MLflow run the operator prepared")
+    args = parser.parse_args(argv)
+    from .evaluation import runner
+
+    return runner.main(args.run_id)
+
+
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["evaluate"]:
+        return evaluate(arguments[1:])
     settings = parse_args(argv)
     try:
         preflight()

@@ -21,6 +21,7 @@ MODEL_VERSION_LABEL = f"{GROUP}/model-version"
 SERVES_LABEL = f"{GROUP}/serves"
 CANARY_OF_LABEL = f"{GROUP}/canary-of"  # on a canary LLMDeployment: its stable
 ROLLOUT_LABEL = f"{GROUP}/canaryrollout"  # on a canary LLMDeployment: the rollout that made it
+EVALUATION_OF_LABEL = f"{GROUP}/evaluation-of"  # on an evaluation Job: the rollout it judges
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # a node label, read by the GPU affinity
 
 # -- labels that are MLflow tags too (one name for both uses) ---------------------------------------
@@ -32,6 +33,12 @@ DRIFT_EVENT_KEY = f"{GROUP}/drift-event"  # the same, and the tag a trainer puts
 # -- MLflow tags ------------------------------------------------------------------------------------
 VERDICT_TAG = f"{GROUP}/verdict"  # on a model version a rollout rejected
 REJECTED = "rejected"  # its value
+EVALUATION_TAG = (
+    f"{GROUP}/evaluation"  # on a version and its evaluation run: passed, failed (or inconclusive)
+)
+EVALUATION_KEY_TAG = f"{GROUP}/evaluation-key"  # on an evaluation run: which evaluation it is
+EVALUATION_READY_TAG = f"{GROUP}/evaluation-ready"  # on an evaluation run: its inputs are logged
+EVALUATION_RUN_TAG = f"{GROUP}/evaluation-run"  # on a version: the run that evaluated it
 
 # -- annotations ------------------------------------------------------------------------------------
 SERVES_FOR_ANNOTATION = f"{GROUP}/serves-for"
@@ -100,8 +107,13 @@ FAILED_FAST = "FailedFast"  # rolled back by the fast-fail watch between measure
 MANUAL = "Manual"  # pausedReason of a pause by request
 NO_DATA = "NoData"
 METRICS_UNAVAILABLE = "MetricsUnavailable"
+EVALUATION_FAILED = "EvaluationFailed"  # RolledBack's reason: the evaluation gate said no
+EVALUATION_INCONCLUSIVE = "EvaluationInconclusive"  # pausedReason: no verdict (judge away, Job failed)
+INVALID_EVALUATION = "InvalidEvaluation"  # the dataset cannot be read
 # CanaryRollout: Events
 STARTED = "Started"
+EVALUATION_STARTED = "EvaluationStarted"
+EVALUATION_PASSED = "EvaluationPassed"
 RETRY = "Retry"
 PAUSED_EVENT = "Paused"
 RESUMED = "Resumed"

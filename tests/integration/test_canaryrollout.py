@@ -10,6 +10,7 @@ Every scenario runs in both routing modes.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -45,13 +46,29 @@ class World:
         mlflow: MLflowServer,
         mode: str,
         canary_behaviour: Behaviour,
+        options: dict[str, Any] | None = None,
         **sim_options: Any,
     ) -> None:
-        """``sim_options`` go to both simulators (``inter_token_metric``: an older vLLM's name)."""
+        """``options`` shape the two sides (``stable``, ``answers``, ``canary_max_model_len``,
+        ``prompt_words``); ``sim_options`` go to both simulators (``inter_token_metric``: an older
+        vLLM's name)."""
         self.cluster, self.namespace, self.mode, self.mlflow = cluster, namespace, mode, mlflow
         self.model = f"m-{namespace}"
-        self.stable_sim = VLLMSimulator(STABLE, 0, Behaviour(**vars(GOOD)), **sim_options).start()
-        self.canary_sim = VLLMSimulator(STABLE, 0, Behaviour(**vars(canary_behaviour)), **sim_options).start()
+        options = options or {}
+        stable_behaviour = options.get("stable", GOOD)
+        answers = options.get("answers")
+        self.stable_sim = VLLMSimulator(
+            STABLE, 0, Behaviour(**vars(stable_behaviour)), answers=answers
+        ).start()
+        self.canary_sim = VLLMSimulator(
+            STABLE,
+            0,
+            Behaviour(**vars(canary_behaviour)),
+            options.get("canary_max_model_len", 2048),
+            answers=answers,
+            **sim_options,
+        ).start()
+        self.prompt_words: Any = options.get("prompt_words", lambda: 2)
         self.prometheus = PrometheusServer(tmp_path / "prometheus", self._scrape_config())
         self.operator = OperatorProcess(
             namespace,
@@ -105,8 +122,21 @@ class World:
             share = weights.get(CANARY, 0) / total if total else 0.0
         else:
             canary, stable = self.ready(CANARY), self.ready(STABLE)
+            if not self.joins_stable_service():
+                canary = 0  # its pods serve their own Service only (while it is being evaluated)
             share = canary / (canary + stable) if canary + stable else 0.0
         return share
+
+    def joins_stable_service(self) -> bool:
+        """Whether the canary's pods carry the stable's Service label, as the operator asks with
+        the serves-for annotation on the canary LLMDeployment."""
+        result = self.cluster.kubectl(
+            "get", "llmdeployment", CANARY, "-n", self.namespace, "-o", "json", check=False
+        )
+        if result.returncode != 0:
+            return False
+        annotations = json.loads(result.stdout)["metadata"].get("annotations") or {}
+        return annotations.get("llmops.dev/serves-for") == STABLE
 
     def ready(self, deployment: str) -> int:
         result = self.cluster.kubectl(
@@ -152,6 +182,7 @@ class World:
             f"http://127.0.0.1:{self.stable_sim.port}",
             f"http://127.0.0.1:{self.canary_sim.port}",
             self.canary_share,
+            prompt_words=self.prompt_words,
         ).start()
         spec = {"targetRef": {"name": STABLE}, "canary": {"model": {"uri": f"models:/{self.model}/2"}}}
         if self.mode == "gateway-api":
@@ -227,8 +258,8 @@ def world(
     mlflow_server: MLflowServer,
     request: pytest.FixtureRequest,
 ) -> Iterator[World]:
-    mode, behaviour = request.param
-    handle = World(cluster, namespace, tmp_path, mlflow_server, mode, behaviour)
+    mode, behaviour, *options = request.param
+    handle = World(cluster, namespace, tmp_path, mlflow_server, mode, behaviour, *options)
     try:
         yield handle
     finally:
@@ -335,6 +366,41 @@ def test_bad_canary_is_rolled_back_within_two_intervals(world: World) -> None:
         "status": "Degraded",
         "message": f"AnalysisFailed: {rolled['message']}",
     }
+
+
+def every_fifth_prompt_long() -> Any:
+    """Four short prompts, then one of 100 words, over and over."""
+    count = iter(range(10**9))
+    return lambda: 100 if next(count) % 5 == 4 else 2
+
+
+SHORTER_CONTEXT = {"canary_max_model_len": 64, "prompt_words": every_fifth_prompt_long()}
+TERSE = Behaviour(ttft_ms=40, itl_ms=10, answer_tokens=4)  # answers fit in max_tokens (8): "stop"
+VERBOSE = Behaviour(ttft_ms=40, itl_ms=10, answer_tokens=12)  # cut at max_tokens: "length"
+
+
+@pytest.mark.parametrize(
+    "world",
+    [("replica-ratio", GOOD, SHORTER_CONTEXT), ("gateway-api", VERBOSE, {"stable": TERSE})],
+    indirect=True,
+    ids=["shorter-max-model-len", "truncating"],
+)
+def test_default_analysis_sees_refused_long_prompts_and_truncated_answers(world: World) -> None:
+    """As fast and without one 5xx, but a canary that answers long prompts with vLLM's 400
+    ("maximum context length") or cuts its answers at max_tokens is rolled back by the default
+    metrics, judged against the stable on the same traffic."""
+    world.start({"steps": STEPS, "analysis": analysis(metrics=[]), "scaleDownDelay": "3s"})
+    world.wait_phase("RolledBack", timeout=120)
+    rolled = world.condition("RolledBack")
+    failing = "client-error-share" if world.mode == "replica-ratio" else "truncation-share"
+    assert rolled["reason"] == "AnalysisFailed" and failing in rolled["message"], rolled
+    measured = {m["metric"]: m for m in world.rollout()["status"]["measurements"]}
+    assert measured[failing]["phase"] == "Failed", measured
+    # The 5xx share and the latency were fine: only the new presets could see it.
+    assert measured["error-rate"]["phase"] == "Successful", measured
+    assert measured["latency-p95"]["phase"] == "Successful", measured
+    if world.mode == "replica-ratio":
+        assert world.load is not None and world.load.errors[1] > 0 and world.load.errors[0] == 0
 
 
 @worlds(GOOD)

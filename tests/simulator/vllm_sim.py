@@ -13,6 +13,15 @@ at the end of the context. Prompts count one token per word.
 Latency is really spent (the client waits) and failures are injected deterministically: a 5%
 failure rate fails exactly one request in twenty, starting with the first.
 
+What it answers: without a fixture, ``token`` repeated up to ``max_tokens`` (finished_reason
+``length``, as a random model runs on), or, with ``answer_tokens``, an answer of that many tokens
+that ends with ``stop`` when it fits in ``max_tokens`` and is cut there (``length``) when it does
+not. With a fixture (``--answers``: JSON Lines of ``{"prompt", "answer"}``) a known prompt gets its
+answer, except a deterministic ``wrong_percent`` of the prompts (ranked by a hash of the prompt,
+so a larger share contains a smaller one, as a worse model keeps its predecessor's mistakes), which
+get the answer reversed: wrong, and invalid when the answer was JSON. ``--judge`` makes it an LLM
+judge that scores by a rule: 5 when the answer in the judge's prompt equals the reference, else 1.
+
     python tests/simulator/vllm_sim.py --port 18001 --model llama --ttft-ms 40 --itl-ms 10
 """
 
@@ -20,8 +29,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import math
+import re
 import threading
 import time
 import uuid
@@ -74,6 +85,23 @@ class Behaviour:
     ttft_ms: float = 40.0
     itl_ms: float = 10.0
     failure_percent: float = 0.0
+    answer_tokens: int | None = None  # the natural answer length; None runs on to max_tokens
+    wrong_percent: float = 0.0  # of the fixture's prompts, answered wrong
+
+
+# The operator's judge prompt (llmops_operator/evaluation/judge.py) puts these two sections last.
+JUDGED = re.compile(r"Reference:\n(?P<reference>.*?)\n\nAnswer:\n(?P<answer>.*?)\n\nReply with", re.DOTALL)
+
+
+def rank_percent(prompt: str) -> float:
+    """A prompt's fixed place in 0..100, so a share of prompts is the same prompts every time."""
+    return int(hashlib.sha256(prompt.encode()).hexdigest()[:8], 16) / 2**32 * 100
+
+
+def load_answers(path: str) -> dict[str, str]:
+    with open(path, encoding="utf-8") as lines:
+        records = [json.loads(line) for line in lines if line.strip()]
+    return {str(record["prompt"]): str(record["answer"]) for record in records}
 
 
 class RequestError(Exception):
@@ -92,11 +120,15 @@ class VLLMSimulator:
         port: int,
         behaviour: Behaviour | None = None,
         max_model_len: int = 2048,
+        answers: dict[str, str] | None = None,
+        judge: bool = False,
         inter_token_metric: str = INTER_TOKEN_METRIC,
     ) -> None:
         self.model = model
         self.max_model_len = max_model_len
         self.behaviour = behaviour or Behaviour()
+        self.answers = answers or {}
+        self.judge = judge
         self.registry = CollectorRegistry()
         labels = ["model_name", "engine"]
         r = self.registry
@@ -202,12 +234,21 @@ class VLLMSimulator:
         if chat:
             messages = request.get("messages") or []
             text = " ".join(str(message.get("content", "")) for message in messages)
+            last = str(messages[-1].get("content", "")) if messages else ""
         else:
-            text = str(request.get("prompt", ""))
+            text = last = str(request.get("prompt", ""))
         prompt_tokens = len(text.split())
         tokens = max(1, int(request.get("max_tokens") or 16))
         self._check(request, prompt_tokens, tokens)
         tokens = min(tokens, self.max_model_len - prompt_tokens)  # generation stops at the context's end
+        content = self._content(last)
+        finish_reason = "length"
+        if content is not None:
+            words = content.split(" ")
+            if len(words) <= tokens:
+                tokens, finish_reason = max(1, len(words)), "stop"
+            else:
+                content = " ".join(words[:tokens])
         if self._should_fail():
             raise RequestError(500, "injected failure", "InternalServerError")
         labels = (self.model, "0")
@@ -230,8 +271,8 @@ class VLLMSimulator:
         self.generation_hist.labels(*labels).observe(tokens)
         self.prompt_tokens.labels(*labels).inc(prompt_tokens)
         self.generation_tokens.labels(*labels).inc(tokens)
-        self.success.labels(*labels, "length").inc()
-        text_out = " token" * tokens
+        self.success.labels(*labels, finish_reason).inc()
+        text_out = " token" * tokens if content is None else content
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": tokens,
@@ -240,15 +281,28 @@ class VLLMSimulator:
         common = {"created": int(time.time()), "model": self.model, "usage": usage}
         if chat:
             message = {"role": "assistant", "content": text_out}
-            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "length"}
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
             return {
                 "id": f"chatcmpl-{uuid.uuid4().hex}",
                 "object": "chat.completion",
                 "choices": [choice],
                 **common,
             }
-        choice = {"index": 0, "text": text_out, "logprobs": None, "finish_reason": "length"}
+        choice = {"index": 0, "text": text_out, "logprobs": None, "finish_reason": finish_reason}
         return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "choices": [choice], **common}
+
+    def _content(self, prompt: str) -> str | None:
+        """The answer's text, or None for ``token`` repeated to the end."""
+        if self.judge:
+            found = JUDGED.search(prompt)
+            same = found is not None and found["answer"].strip() == found["reference"].strip()
+            return "5" if same else "1"
+        if prompt in self.answers:
+            answer = self.answers[prompt]
+            return answer[::-1] if rank_percent(prompt) < self.behaviour.wrong_percent else answer
+        if self.behaviour.answer_tokens is not None:
+            return " ".join(["word"] * self.behaviour.answer_tokens)
+        return None
 
     def _answer(self, method: str, path: str, body: bytes) -> tuple[int, bytes, str]:
         if path == "/metrics":
@@ -319,9 +373,18 @@ def main() -> None:
         choices=[INTER_TOKEN_METRIC, INTER_TOKEN_METRIC_BEFORE_0_11],
         help="the inter-token histogram's name: vLLM 0.11 and later, or older",
     )
+    parser.add_argument("--answer-tokens", type=int, default=None)
+    parser.add_argument("--answers", default=None, help="JSON Lines of {prompt, answer}")
+    parser.add_argument("--wrong-percent", type=float, default=0.0)
+    parser.add_argument("--judge", action="store_true")
     args = parser.parse_args()
-    behaviour = Behaviour(args.ttft_ms, args.itl_ms, args.failure_percent)
-    sim = VLLMSimulator(args.model, args.port, behaviour, args.max_model_len, args.inter_token_metric)
+    behaviour = Behaviour(
+        args.ttft_ms, args.itl_ms, args.failure_percent, args.answer_tokens, args.wrong_percent
+    )
+    answers = load_answers(args.answers) if args.answers else None
+    sim = VLLMSimulator(
+        args.model, args.port, behaviour, args.max_model_len, answers, args.judge, args.inter_token_metric
+    )
     with contextlib.suppress(KeyboardInterrupt):
         sim.server.serve_forever()
 

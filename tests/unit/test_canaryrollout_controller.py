@@ -262,7 +262,8 @@ def test_ended_rollouts_are_left_alone_and_the_canary_of_a_rolled_back_one_goes_
 
 
 class ByQuery:
-    """Errors and latency answered apart: the error-rate preset reads http_requests_total."""
+    """Errors and latency answered apart: the error-rate preset reads http_requests_total; the
+    shares judged against the stable (4xx, truncation) read 0 on both sides."""
 
     def __init__(self, errors: float, latency_ms: float) -> None:
         self.errors, self.latency_ms = errors, latency_ms
@@ -274,7 +275,7 @@ class ByQuery:
         return [self.errors if "http_requests_total" in query else self.latency_ms]
 
     def range(self, query: str, seconds: float, step_seconds: float, end: Any = None) -> list[float]:
-        raise AssertionError("no baseline metric here")
+        return [0.0] * int(seconds / step_seconds)
 
     def buckets(self, query: str, at: Any) -> dict[float, float]:
         raise AssertionError("a rollout reads no histograms")
@@ -332,11 +333,13 @@ def test_a_healthy_canary_is_watched_but_not_rolled_back_and_writes_only_when_ev
     provider = ByQuery(errors=0.0, latency_ms=100.0)
     status = tick_with(kube, provider)
     assert status["phase"] == "Progressing"
-    assert {e["metric"]: e["samples"] for e in status["failFast"]} == {"error-rate": 2, "latency-p95": 2}
-    assert len(provider.looks) == 4  # one query per metric per window
+    samples = {e["metric"]: e["samples"] for e in status["failFast"]}
+    # The default metrics: two with thresholds, two shares judged against the stable.
+    assert samples == {"error-rate": 2, "latency-p95": 2, "client-error-share": 2, "truncation-share": 2}
+    assert len(provider.looks) == 8  # one query per metric per window
     writes = len(kube.writes)
     tick_with(kube, provider)  # no new window has ended: nothing queried, nothing written
-    assert len(provider.looks) == 4 and len(kube.writes) == writes
+    assert len(provider.looks) == 8 and len(kube.writes) == writes
 
 
 def test_a_slow_canary_keeps_serving_until_the_stable_side_is_ready_again() -> None:
@@ -358,7 +361,7 @@ def test_a_slow_canary_keeps_serving_until_the_stable_side_is_ready_again() -> N
 
 
 def test_fail_fast_off_waits_for_the_full_measurement() -> None:
-    kube = watched(seconds_ago=8)
+    kube = watched(seconds_ago=6)  # the measurement is due in 4 s, after the next tick
     body = kube.stored("CanaryRollout", NS, "r")
     body["spec"]["analysis"]["failFast"] = {"enabled": False}
     provider = ByQuery(errors=20.0, latency_ms=100.0)

@@ -163,8 +163,23 @@ def test_template_variables_are_checked() -> None:
 
 
 def test_defaults_when_the_user_writes_no_promql() -> None:
-    names = [(m.name, m.preset) for m in metrics_of(AnalysisSpec())]
-    assert names == [("error-rate", "errorRate"), ("latency-p95", "e2eLatencyP95")]
+    defaults = metrics_of(AnalysisSpec())
+    names = [(m.name, m.preset) for m in defaults]
+    assert names == [
+        ("error-rate", "errorRate"),
+        ("latency-p95", "e2eLatencyP95"),
+        ("client-error-share", "clientErrorShare"),
+        ("truncation-share", "truncationShare"),
+    ]
+    # The two shares are judged against the stable, not against a fixed level.
+    judged = {m.name: (bounds_of(m), m.baseline) for m in defaults}
+    assert judged["client-error-share"] == ((None, None), BaselineComparison())
+    assert judged["truncation-share"] == ((None, None), BaselineComparison())
+    # A user's own threshold on a share preset replaces the stable comparison.
+    mine = metrics_of(AnalysisSpec(metrics=[MetricCheck(name="c", preset="clientErrorShare", max="5")]))
+    assert mine[0].baseline is None and bounds_of(mine[0]) == (None, 5.0)
+    # At 100% there is no stable to compare with: the shares sit out.
+    assert [m.name for m in applicable(defaults, 100)] == ["error-rate", "latency-p95"]
     assert bounds_of(MetricCheck(name="e", preset="errorRate")) == (None, 1.0)
     assert bounds_of(MetricCheck(name="l", preset="e2eLatencyP95")) == (None, 2000.0)
     assert bounds_of(MetricCheck(name="l", preset="e2eLatencyP95", max="250")) == (None, 250.0)

@@ -52,6 +52,9 @@ def test_default_steps_and_a_final_analysis_always() -> None:
     assert plan(spec(steps=[{"pause": {}}]))[0].duration_seconds is None
 
 
+DEFAULT_NAMES = ("error-rate", "latency-p95", "client-error-share", "truncation-share")
+
+
 def successes(n: int, *names: str) -> list[Measurement]:
     return [Measurement(name, "Successful", "1", "<= 2") for name in names for _ in range(n)]
 
@@ -114,9 +117,9 @@ def test_steps_advance_only_when_their_work_is_done() -> None:
     assert advance(status, steps, rollout, T0 + timedelta(seconds=9)) is False
     assert advance(status, steps, rollout, T0 + timedelta(seconds=10)) is False
     assert status.current_step_index == 2
-    record(status, successes(1, "error-rate", "latency-p95"), rollout.analysis, T0)
+    record(status, successes(1, *DEFAULT_NAMES), rollout.analysis, T0)
     assert advance(status, steps, rollout, T0 + timedelta(seconds=20)) is False
-    record(status, successes(1, "error-rate", "latency-p95"), rollout.analysis, T0)
+    record(status, successes(1, *DEFAULT_NAMES), rollout.analysis, T0)
     assert advance(status, steps, rollout, T0 + timedelta(seconds=30)) is True
 
 
@@ -124,7 +127,7 @@ def test_successes_count_per_step_and_pauses_hold_everything() -> None:
     rollout = spec(steps=[{"setWeight": 10}, {"analysis": {}}, {"setWeight": 50}, {"analysis": {}}])
     steps, status = plan(rollout), CanaryRolloutStatus(canary_weight=10, weight_verified_at=stamp(T0))
     start_step(status, 1, T0)
-    record(status, successes(1, "error-rate", "latency-p95"), rollout.analysis, T0)
+    record(status, successes(1, *DEFAULT_NAMES), rollout.analysis, T0)
     status.paused_reason = "Manual"
     assert advance(status, steps, rollout, T0) is False and status.current_step_index == 1
     status.paused_reason = ""

@@ -26,9 +26,17 @@ from .common import (
     condition_column,
     exactly_one_of,
 )
+from .evaluation import EvaluationSpec, EvaluationStatus
 from .llmdeployment import MODEL_URI_PATTERN
 
-MetricPreset = Literal["errorRate", "e2eLatencyP95", "timeToFirstTokenP95", "interTokenLatencyP95"]
+MetricPreset = Literal[
+    "errorRate",
+    "e2eLatencyP95",
+    "timeToFirstTokenP95",
+    "interTokenLatencyP95",
+    "clientErrorShare",
+    "truncationShare",
+]
 
 
 class ModelOverlay(K8sModel):
@@ -135,7 +143,10 @@ class AnalysisSpec(K8sModel):
         default_factory=list,
         max_length=16,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
-        description="Empty means the presets errorRate (<= 1%) and e2eLatencyP95 (<= 2000 ms).",
+        description=(
+            "Empty means the presets errorRate (<= 1%), e2eLatencyP95 (<= 2000 ms), and "
+            "clientErrorShare and truncationShare judged against the stable."
+        ),
     )
     failure_limit: int = Field(default=2, ge=0, le=100)
     inconclusive_limit: int = Field(default=3, ge=0, le=100)
@@ -194,6 +205,10 @@ class CanaryRolloutSpec(K8sModel):
     promotion: PromotionSpec = Field(default_factory=PromotionSpec, json_schema_extra={"default": {}})
     rollback: RollbackSpec = Field(default_factory=RollbackSpec, json_schema_extra={"default": {}})
     scale_down_delay: Duration = Field(default="30s", description="Canary kept this long after a rollback.")
+    evaluation: EvaluationSpec | None = Field(
+        default=None,
+        description="Score the canary on a dataset at 0% traffic before the first step; failing rolls back.",
+    )
 
 
 class MeasurementStatus(StatusModel):
@@ -276,6 +291,7 @@ class CanaryRolloutStatus(StatusModel):
     tallies: list[MetricTally] = Field(default_factory=list)
     fail_fast: list[FailFastEvidence] = Field(default_factory=list)
     rollback: RollbackStatus | None = None
+    evaluation: EvaluationStatus | None = None
     gitops_changes: list[dict[str, Any]] = Field(
         default_factory=list,
         json_schema_extra={"items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},

@@ -119,6 +119,16 @@ class LocalObjectReference(K8sModel):
     name: ResourceName
 
 
+class MLflowArtifact(K8sModel):
+    run_id: str = Field(pattern=r"^[a-zA-Z0-9]+$", max_length=64)
+    path: str = Field(max_length=1024)
+
+
+class ConfigMapKey(K8sModel):
+    name: ResourceName
+    key: str = Field(max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+
+
 class SecretKeyReference(K8sModel):
     """A key of a Secret in the resource's namespace: credentials are only ever referenced."""
 

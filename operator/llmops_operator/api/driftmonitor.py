@@ -8,6 +8,7 @@ from pydantic import Field
 
 from .common import (
     ConditionList,
+    ConfigMapKey,
     Decimal,
     DNSLabel,
     Duration,
@@ -16,6 +17,7 @@ from .common import (
     K8sModel,
     KindInfo,
     LocalObjectReference,
+    MLflowArtifact,
     PositiveDuration,
     PrometheusEndpoint,
     Quantity,
@@ -27,6 +29,7 @@ from .common import (
     condition_column,
     exactly_one_of,
 )
+from .evaluation import EvaluationSpec
 
 DriftTest = Literal["ks", "psi", "wasserstein", "jensenShannon", "chiSquare"]
 RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
@@ -50,16 +53,6 @@ class RelativeWindow(K8sModel):
 
     offset: Duration
     duration: PositiveDuration
-
-
-class MLflowArtifact(K8sModel):
-    run_id: str = Field(pattern=r"^[a-zA-Z0-9]+$", max_length=64)
-    path: str = Field(max_length=1024)
-
-
-class ConfigMapKey(K8sModel):
-    name: ResourceName
-    key: str = Field(max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
 
 
 class ReferenceDataset(K8sModel):
@@ -191,6 +184,9 @@ class RetrainingSpec(K8sModel):
 
 class OnRetrainedSpec(K8sModel):
     auto_rollout: bool = Field(default=False, description="Open a CanaryRollout for the retrained version.")
+    evaluation: EvaluationSpec | None = Field(
+        default=None, description="The evaluation gate of that CanaryRollout (its spec.evaluation)."
+    )
 
 
 class DriftMonitorSpec(K8sModel):

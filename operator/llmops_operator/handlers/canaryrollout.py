@@ -49,10 +49,12 @@ from ..names import (
 )
 from ..registry.mlflow import RegistryUnavailable, set_alias, tag_version
 from ..rollout import analysis, failfast, gates, progress
+from ..rollout import evaluation as evaluation_gate
 from ..rollout.canary import canary_overlay, desired_canary, leaves
 from ..routing import RouteNotUsable, Sides, router_for
 from ..timestamps import format_micro_time, format_time, now, now_text, parse_time, seconds_since
 from ..workqueue import KeyedLocks
+from .evaluation import EvaluationStage
 
 log = logging.getLogger(__name__)
 # (the resource's endpoint, the operator-wide address) -> a provider; tests hand in a fake
@@ -179,6 +181,10 @@ class _Tick:
         full = snapshot.target_spec.replicas
         if self.status.phase == "Promoting":
             return self._promote(target, full)
+        if evaluation_gate.gating(self.spec, self.status):
+            held = EvaluationStage(self).run(target, full)
+            if held is not None:
+                return held
         return self._step(target, full)
 
     # -- carrying out -----------------------------------------------------------------------------
@@ -221,17 +227,19 @@ class _Tick:
                     gates.normal(WEIGHT_SET, f"canary weight {weight}% verified ({self.router.describe()})")
                 )
         pause_detail = ""
-        self._wait_for_measurement()
+        if not progress.measurement_due(status, self.spec.analysis, self.now):
+            # Between measurements: the fast-fail watch, then the wait for a measurement due
+            # before the next tick (a tick that is already due skips the watch).
+            watched = self._watch()
+            if isinstance(watched, gates.Fail):
+                return self._rollback(full, watched)
+            self._wait_for_measurement()
         if progress.measurement_due(status, self.spec.analysis, self.now):
             outcome = self._measure()
             if isinstance(outcome, gates.Fail):
                 return self._rollback(full, outcome)
             if isinstance(outcome, gates.Pause):
                 pause_detail = outcome.message
-        else:  # between measurements: the fast-fail watch (a tick with a full measurement skips it)
-            watched = self._watch()
-            if isinstance(watched, gates.Fail):
-                return self._rollback(full, watched)
         return self._settle(target, full, verified, pause_detail)
 
     def _wait_for_measurement(self) -> None:

@@ -408,6 +408,13 @@ class DriftMonitorController:
             condition("Retrained", "False", "WaitingForModelVersion", message)
             return
         name = f"{spec.target_ref.name[:40]}-retrained-{run.drift_event_id}"
+        rollout_spec: dict[str, Any] = {
+            "targetRef": {"name": spec.target_ref.name},
+            "canary": {"model": {"uri": f"models:/{model_name}/{version}"}},
+        }
+        if spec.on_retrained.evaluation is not None:  # the retrained version is evaluated first
+            evaluation = spec.on_retrained.evaluation
+            rollout_spec["evaluation"] = evaluation.model_dump(mode="json", by_alias=True, exclude_none=True)
         rollout = {
             "apiVersion": API_VERSION,
             "kind": "CanaryRollout",
@@ -416,10 +423,7 @@ class DriftMonitorController:
                 "namespace": meta["namespace"],
                 "labels": {MONITOR_LABEL: meta["name"], EVENT_LABEL: run.drift_event_id},
             },
-            "spec": {
-                "targetRef": {"name": spec.target_ref.name},
-                "canary": {"model": {"uri": f"models:/{model_name}/{version}"}},
-            },
+            "spec": rollout_spec,
         }
         if self.kube.create(rollout):
             events.append(

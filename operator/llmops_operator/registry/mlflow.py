@@ -182,3 +182,45 @@ def _summary(error: Exception) -> str:
             return summary
     first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
     return first[:200]
+
+
+def prepare_run(
+    tracking_uri: str,
+    experiment: str,
+    run_name: str,
+    key_tag: str,
+    key: str,
+    ready_tag: str,
+    texts: dict[str, str],
+) -> str:
+    """The run tagged ``key_tag=key`` in ``experiment``, created with ``texts`` as artifacts when
+    missing; a run left without them by a crash gets them again. Returns its id."""
+
+    client = _client(tracking_uri)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.get_experiment_by_name(experiment)
+        experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
+        runs = client.search_runs([experiment_id], filter_string=f"tags.`{key_tag}` = '{key}'")
+        run = runs[0] if runs else client.create_run(experiment_id, run_name=run_name, tags={key_tag: key})
+        run_id = str(run.info.run_id)
+        if run.data.tags.get(ready_tag) != "true":
+            for path, text in texts.items():
+                client.log_text(run_id, text, path)
+            client.set_tag(run_id, ready_tag, "true")
+    except (MlflowException, OSError) as error:
+        raise _unavailable(tracking_uri, error) from error
+    return run_id
+
+
+def run_tag(tracking_uri: str, run_id: str, key: str) -> str | None:
+    """A tag of a run, or None when it has none (yet)."""
+
+    client = _client(tracking_uri)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id).data.tags.get(key)
+    except (MlflowException, OSError) as error:
+        raise _unavailable(tracking_uri, error) from error

@@ -41,13 +41,23 @@ _ITL, _ITL_BEFORE_0_11 = "vllm:inter_token_latency_seconds", "vllm:time_per_outp
 
 @dataclass(frozen=True)
 class Preset:
+    """A named query with its default judgement: a maximum, or, for shares whose level is the
+    clients' doing rather than the model's, the baseline judge against the stable."""
+
     query: str
-    max: str
+    max: str | None
     unit: str
     # The series the query reads (a name, optionally with extra matchers in braces). When the query
     # returns no data and the canary has none of them, the measurement names them: an engine that
     # does not export a series (llm-d-inference-sim has no http_*) is told apart from no traffic.
     sources: tuple[str, ...] = ()
+    baseline: BaselineComparison | None = None
+
+
+def _share(numerator: str, denominator: str) -> str:
+    """Percent of ``denominator`` that is ``numerator``; no numerator series yet counts as 0,
+    while no requests at all stays no data."""
+    return f"100 * (sum(rate({numerator}[{_WINDOW}])) or vector(0)) / sum(rate({denominator}[{_WINDOW}]))"
 
 
 PRESETS: dict[MetricPreset, Preset] = {
@@ -67,6 +77,30 @@ PRESETS: dict[MetricPreset, Preset] = {
         unit="ms",
         sources=("vllm:e2e_request_latency_seconds_bucket",),
     ),
+    # A share of 4xx is partly the clients' own doing (bad requests), so the canary is judged
+    # against the stable on the same traffic: a shorter maxModelLen refusing long prompts shows.
+    "clientErrorShare": Preset(
+        query=_share(
+            f'http_requests_total{{{_REQUESTS},status="4xx"}}', f"http_requests_total{{{_REQUESTS}}}"
+        ),
+        max=None,
+        unit="%",
+        baseline=BaselineComparison(),
+        sources=("http_requests_total",),
+    ),
+    # Answers cut at max_tokens or the context's end (vLLM's finished_reason="length"). The
+    # denominator needs vLLM's label, so an engine naming it otherwise (llm-d-inference-sim's
+    # finish_reason) reads as a missing source, not as 0 % truncated.
+    "truncationShare": Preset(
+        query=_share(
+            f'vllm:request_success_total{{{_SELECTOR},finished_reason="length"}}',
+            f'vllm:request_success_total{{{_SELECTOR},finished_reason!=""}}',
+        ),
+        max=None,
+        unit="%",
+        baseline=BaselineComparison(),
+        sources=('vllm:request_success_total{finished_reason!=""}',),
+    ),
     "timeToFirstTokenP95": Preset(
         query=_quantile_ms("vllm:time_to_first_token_seconds"),
         max="2000",
@@ -84,6 +118,8 @@ PRESETS: dict[MetricPreset, Preset] = {
 DEFAULT_METRICS = [
     MetricCheck(name="error-rate", preset="errorRate"),
     MetricCheck(name="latency-p95", preset="e2eLatencyP95"),
+    MetricCheck(name="client-error-share", preset="clientErrorShare"),
+    MetricCheck(name="truncation-share", preset="truncationShare"),
 ]
 
 
@@ -96,8 +132,18 @@ class Measurement:
     message: str = ""
 
 
+def with_preset_defaults(metric: MetricCheck) -> MetricCheck:
+    """A preset judged against the stable by default gets that judge when the user set none."""
+    preset = PRESETS[metric.preset] if metric.preset is not None else None
+    if preset is None or preset.baseline is None:
+        return metric
+    if metric.min is not None or metric.max is not None or metric.baseline is not None:
+        return metric
+    return metric.model_copy(update={"baseline": preset.baseline})
+
+
 def metrics_of(analysis: AnalysisSpec) -> list[MetricCheck]:
-    return list(analysis.metrics) or list(DEFAULT_METRICS)
+    return [with_preset_defaults(metric) for metric in (analysis.metrics or DEFAULT_METRICS)]
 
 
 def applicable(metrics: list[MetricCheck], canary_weight: int) -> list[MetricCheck]:
@@ -126,8 +172,9 @@ def bounds_of(metric: MetricCheck) -> tuple[float | None, float | None]:
     """(min, max): a preset without explicit bounds gets its default maximum."""
     low = float(metric.min) if metric.min is not None else None
     high = float(metric.max) if metric.max is not None else None
-    if metric.preset is not None and low is None and high is None and metric.baseline is None:
-        high = float(PRESETS[metric.preset].max)
+    default = PRESETS[metric.preset].max if metric.preset is not None else None
+    if default is not None and low is None and high is None and metric.baseline is None:
+        high = float(default)
     return low, high
 
 

@@ -23,6 +23,7 @@ from ..durations import parse_duration
 from ..names import (
     ABORTED,
     ANALYSIS_FAILED,
+    EVALUATION_FAILED,
     FAILED_FAST,
     METRICS_UNAVAILABLE,
     NO_DATA,
@@ -270,9 +271,12 @@ def conditions_for(
     promoted = phase == "Promoted"
     put(PROMOTED, "True" if promoted else "False", PROMOTED if promoted else NOT_PROMOTED, "")
     if phase == "RolledBack":
-        reason = ABORTED if detail.startswith("aborted") else ANALYSIS_FAILED
-        if reason == ANALYSIS_FAILED and any(evidence.fired for evidence in status.fail_fast):
-            reason = FAILED_FAST
+        evaluated = status.evaluation is not None and status.evaluation.phase == "Failed"
+        fired = any(evidence.fired for evidence in status.fail_fast)
+        if detail.startswith("aborted"):
+            reason = ABORTED
+        else:
+            reason = EVALUATION_FAILED if evaluated else FAILED_FAST if fired else ANALYSIS_FAILED
         put(ROLLED_BACK, "True", reason, detail)
     else:
         put(ROLLED_BACK, "False", NOT_ROLLED_BACK, "")

@@ -1,5 +1,6 @@
--- Argo CD health of a CanaryRollout: promoted is Healthy, rolled back is Degraded, a pause
--- (manual, or for missing metrics) is Suspended, every other phase is Progressing.
+-- Argo CD health of a CanaryRollout: promoted is Healthy, rolled back (AnalysisFailed,
+-- EvaluationFailed, Aborted) is Degraded, a pause (manual, for missing metrics, or an evaluation
+-- without a verdict) is Suspended, every other phase is Progressing.
 local hs = {}
 local function condition(kind)
   if obj.status ~= nil and obj.status.conditions ~= nil then
