@@ -156,7 +156,7 @@ build_wrapped() {
 }
 
 # Kueue and JobSet (retraining engines) are built only when named: their cold build is ~40 min here.
-want=${*:-kubernetes etcd kwok helm prometheus gateway-api prometheus-operator argocd}
+want=${*:-kubernetes etcd kwok helm prometheus gateway-api inference-extension prometheus-operator argocd}
 for tool in $want; do
   case $tool in
     kubernetes) build_kubernetes ;;
@@ -170,6 +170,12 @@ for tool in $want; do
       fetch_module_files gateway-api "$GATEWAY_API_VERSION" sigs.k8s.io/gateway-api \
         "${crds}_gatewayclasses.yaml:gatewayclasses.yaml" "${crds}_gateways.yaml:gateways.yaml" \
         "${crds}_httproutes.yaml:httproutes.yaml" "${crds}_referencegrants.yaml:referencegrants.yaml" ;;
+    inference-extension)
+      crds=config/crd/bases/inference.networking
+      fetch_module_files gateway-api-inference-extension "$GATEWAY_API_INFERENCE_EXTENSION_VERSION" \
+        sigs.k8s.io/gateway-api-inference-extension \
+        "${crds}.k8s.io_inferencepools.yaml:inferencepools.yaml" \
+        "${crds}.x-k8s.io_inferencepoolimports.yaml:inferencepoolimports.yaml" ;;
     prometheus-operator)
       crds=example/prometheus-operator-crd/monitoring.coreos.com
       fetch_module_files prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" \
