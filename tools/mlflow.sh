@@ -15,12 +15,13 @@ case ${1:-} in
       --artifacts-destination "$dir/artifacts" --host 127.0.0.1 --port "$port" --workers 1 \
       >"$dir/server.log" 2>&1 &
     echo $! >"$dir/server.pid"
-    for _ in $(seq 120); do
+    wait_seconds=${LLMOPS_MLFLOW_START_SECONDS:-120}  # a loaded machine may need longer
+    for _ in $(seq "$wait_seconds"); do
       curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && exit 0
       kill -0 "$(cat "$dir/server.pid")" 2>/dev/null || { cat "$dir/server.log" >&2; exit 1; }
       sleep 1
     done
-    echo "MLflow did not answer on port $port within 120s; see $dir/server.log" >&2; exit 1 ;;
+    echo "MLflow did not answer on port $port within ${wait_seconds}s; see $dir/server.log" >&2; exit 1 ;;
   stop)
     dir=$2
     if [[ -f $dir/server.pid ]]; then

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,12 @@ class World:
         )
         self.canary_traffic = True
         self.load: LoadGenerator | None = None
+        # What other test modules vary: the route's stable backend (a Service, or an InferencePool),
+        # more of the stable's spec, and a load generator that routes by the HTTPRoute's rules.
+        self.backend: dict[str, Any] = {"name": STABLE, "port": 8000}
+        self.stable_extra: dict[str, Any] = {}
+        self.route_rules = False
+        self.headers: Callable[[], dict[str, str]] = dict
 
     def _scrape_config(self) -> dict[str, Any]:
         def target(sim: VLLMSimulator, deployment: str, version: str) -> dict[str, Any]:
@@ -106,6 +112,9 @@ class World:
             share = canary / (canary + stable) if canary + stable else 0.0
         return share
 
+    def route(self) -> dict[str, Any]:
+        return self.cluster.get("httproute", "chat", "-n", self.namespace)
+
     def ready(self, deployment: str) -> int:
         result = self.cluster.kubectl(
             "get",
@@ -131,7 +140,7 @@ class World:
             "apiVersion": "llmops.dev/v1alpha1",
             "kind": "LLMDeployment",
             "metadata": {"name": STABLE},
-            "spec": {"model": {"uri": f"models:/{self.model}@champion"}, "replicas": 2},
+            "spec": {"model": {"uri": f"models:/{self.model}@champion"}, "replicas": 2, **self.stable_extra},
         }
         self.cluster.apply(stable, self.namespace)
         if self.mode == "gateway-api":
@@ -141,7 +150,7 @@ class World:
                 "metadata": {"name": "chat"},
                 "spec": {
                     "parentRefs": [{"name": "inference-gateway"}],
-                    "rules": [{"backendRefs": [{"name": STABLE, "port": 8000}]}],
+                    "rules": [{"backendRefs": [dict(self.backend)]}],
                 },
             }
             self.cluster.apply(route, self.namespace)
@@ -150,6 +159,9 @@ class World:
             f"http://127.0.0.1:{self.stable_sim.port}",
             f"http://127.0.0.1:{self.canary_sim.port}",
             self.canary_share,
+            route=self.route if self.route_rules else None,
+            backends=(STABLE, CANARY),
+            headers=self.headers,
         ).start()
         spec = {"targetRef": {"name": STABLE}, "canary": {"model": {"uri": f"models:/{self.model}/2"}}}
         if self.mode == "gateway-api":
