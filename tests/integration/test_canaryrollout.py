@@ -154,7 +154,7 @@ class World:
                 },
             }
             self.cluster.apply(route, self.namespace)
-        wait_for(lambda: self.ready(STABLE) == 2, timeout=60, what="the stable side Ready")
+        wait_for(lambda: self.ready(STABLE) == 2, timeout=120, what="the stable side Ready")
         self.load = LoadGenerator(
             f"http://127.0.0.1:{self.stable_sim.port}",
             f"http://127.0.0.1:{self.canary_sim.port}",

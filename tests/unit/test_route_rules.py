@@ -130,3 +130,48 @@ def test_the_test_gateway_prefers_header_rules_and_mirrors_by_percent() -> None:
     tagged = route_request(written, {"x-experiment-id": "beta"}, rng)
     assert (tagged.backend, tagged.rule) == ("llama-canary", "llmops-canary-header-0")
     assert route_request(written, {"X-Experiment-ID": "a"}, rng).backend == "llama"
+
+
+def test_the_cli_shows_the_mirror_the_header_route_and_experiment_results() -> None:
+    from llmops_operator.cli import render_rollout
+
+    rollout = {
+        "metadata": {"name": "upgrade", "namespace": "team"},
+        "spec": {
+            "targetRef": {"name": "llama"},
+            "canary": {"model": {"uri": "models:/m/2"}},
+            "trafficRouting": {"gatewayAPI": {"httpRoute": "chat"}},
+            "steps": [
+                {"setMirror": {"percent": 20}},
+                {"setHeaderRoute": {"name": "X-Experiment-ID", "value": "b"}},
+                {
+                    "experiment": {
+                        "duration": "1h",
+                        "metrics": [{"name": "fb", "rate": {"successes": "a", "trials": "b"}}],
+                    }
+                },
+            ],
+        },
+        "status": {
+            "phase": "Progressing",
+            "currentStepIndex": 2,
+            "mirrorPercent": 20,
+            "headerRoute": {"name": "X-Experiment-ID", "value": "b", "match": "Exact"},
+            "experiments": [
+                {
+                    "step": 2,
+                    "metric": "fb",
+                    "decision": "NoDifference",
+                    "canary": "5/50",
+                    "stable": "6/50",
+                    "difference": "-0.02",
+                    "interval": "[-0.1, 0.1]",
+                }
+            ],
+        },
+    }
+    view = render_rollout(rollout)
+    assert "mirrored 20%  header X-Experiment-ID Exact b -> canary" in view
+    assert "1. setMirror 20%" in view and "2. setHeaderRoute X-Experiment-ID Exact b" in view
+    assert "3. experiment fixed from 50% for 3600s" in view
+    assert "step 3 fb: NoDifference  canary 5/50 stable 6/50  difference -0.02 in [-0.1, 0.1]" in view
