@@ -72,7 +72,7 @@ def test_a_header_rule_per_stable_rule_with_the_users_matches_and_filters() -> N
                 "headers": [{"type": "RegularExpression", "name": "X-Experiment-ID", "value": "b.*"}],
             }
         ],
-        "backendRefs": [{**POOL, "name": "llama-canary"}],
+        "backendRefs": [{**POOL, "name": "llama-canary", "weight": 1}],
         "filters": [REWRITE],
     }
     assert len(updated["spec"]["rules"]) == 3
@@ -175,3 +175,31 @@ def test_the_cli_shows_the_mirror_the_header_route_and_experiment_results() -> N
     assert "1. setMirror 20%" in view and "2. setHeaderRoute X-Experiment-ID Exact b" in view
     assert "3. experiment fixed from 50% for 3600s" in view
     assert "step 3 fb: NoDifference  canary 5/50 stable 6/50  difference -0.02 in [-0.1, 0.1]" in view
+
+
+class DefaultingKube(FakeKube):
+    """Stores what the API server would: backendRefs with group, kind and weight defaulted."""
+
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        stored = copy.deepcopy(obj)
+        for rule in stored["spec"]["rules"]:
+            refs = [*(rule.get("backendRefs") or [])]
+            refs += [
+                f["requestMirror"]["backendRef"] for f in rule.get("filters") or [] if "requestMirror" in f
+            ]
+            for ref in refs:
+                ref.setdefault("group", "")
+                ref.setdefault("kind", "Service")
+            for ref in rule.get("backendRefs") or []:
+                ref.setdefault("weight", 1)
+        return super().replace(stored)
+
+
+def test_a_route_the_api_server_defaulted_is_verified_and_not_written_again() -> None:
+    kube = DefaultingKube(route({"name": "llama", "port": 8000}))
+    router = GatewayAPIRouter(cast(Kube, kube), "team", "chat", "llama", "llama-canary")
+    ready = Sides(full=2, canary_ready=2, stable_ready=2, stable_pods=2)
+    rules = TrafficRules(30, HEADER)
+    assert router.set_weight(10, ready, rules) is True
+    assert router.set_weight(10, ready, rules) is True
+    assert kube.puts == 1

@@ -99,7 +99,7 @@ def routed(
             extra: dict[str, Any] = {
                 "name": f"{HEADER_RULE_PREFIX}-{index}",
                 "matches": matches,
-                "backendRefs": [_reference(stable_ref, canary)],
+                "backendRefs": [{**_reference(stable_ref, canary), "weight": 1}],  # 1: the API's default
             }
             if others:
                 extra["filters"] = others
