@@ -220,7 +220,7 @@ build_plain() {
 # Kueue and JobSet (retraining engines), llm-d-inference-sim (the Go vLLM imitation with latency
 # and failure injection) and Argo Rollouts (a benchmark's peer) are built only when named: their
 # cold builds take many minutes.
-want=${*:-kubernetes etcd kwok helm prometheus gateway-api prometheus-operator argocd}
+want=${*:-kubernetes etcd kwok helm prometheus gateway-api inference-extension prometheus-operator argocd}
 for tool in $want; do
   case $tool in
     kubernetes) build_kubernetes ;;
@@ -234,6 +234,12 @@ for tool in $want; do
       fetch_module_files gateway-api "$GATEWAY_API_VERSION" sigs.k8s.io/gateway-api \
         "${crds}_gatewayclasses.yaml:gatewayclasses.yaml" "${crds}_gateways.yaml:gateways.yaml" \
         "${crds}_httproutes.yaml:httproutes.yaml" "${crds}_referencegrants.yaml:referencegrants.yaml" ;;
+    inference-extension)
+      crds=config/crd/bases/inference.networking
+      fetch_module_files gateway-api-inference-extension "$GATEWAY_API_INFERENCE_EXTENSION_VERSION" \
+        sigs.k8s.io/gateway-api-inference-extension \
+        "${crds}.k8s.io_inferencepools.yaml:inferencepools.yaml" \
+        "${crds}.x-k8s.io_inferencepoolimports.yaml:inferencepoolimports.yaml" ;;
     prometheus-operator)
       crds=example/prometheus-operator-crd/monitoring.coreos.com
       fetch_module_files prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" \

@@ -95,7 +95,7 @@ check_ports() {
 
 up() {
   if answers; then log "already up ($kubeconfig)"; return; fi
-  "$root/tools/build-tools.sh" kubernetes etcd kwok gateway-api
+  "$root/tools/build-tools.sh" kubernetes etcd kwok gateway-api inference-extension
   [[ -d $KWOK_WORKDIR/clusters/$name ]] && down
   check_ports
   mkdir -p "$state"
@@ -115,8 +115,10 @@ up() {
     --wait 3m >"$state/kwokctl.log" 2>&1 || { cat "$state/kwokctl.log" >&2; exit 1; }
   local k=("$kubectl" --kubeconfig "$kubeconfig")
   "${k[@]}" apply --server-side -f "$root/tools/cluster/nodes.yaml" -f "$root/tools/cluster/volumes.yaml" >/dev/null
-  # The Gateway API, as a GPU cluster with an inference gateway has it (HTTPRoute traffic splits).
-  "${k[@]}" apply --server-side -f "$tools/gateway-api-$GATEWAY_API_VERSION/" >/dev/null
+  # The Gateway API and its Inference Extension, as a GPU cluster with an inference gateway has them
+  # (HTTPRoute traffic splits, mirrors and header rules; InferencePools as backends).
+  "${k[@]}" apply --server-side -f "$tools/gateway-api-$GATEWAY_API_VERSION/" \
+    -f "$tools/gateway-api-inference-extension-$GATEWAY_API_INFERENCE_EXTENSION_VERSION/" >/dev/null
   "${k[@]}" wait --for=condition=Ready node --all --timeout=120s >/dev/null
   until "${k[@]}" get serviceaccount default -n default >/dev/null 2>&1; do sleep 1; done
   log "up in $((SECONDS - started))s: kubectl --kubeconfig $kubeconfig get nodes"

@@ -20,17 +20,48 @@ from kubernetes import client, config
 
 from . import GROUP, VERSION
 from .names import REQUEST_ANNOTATION
-from .rollout.progress import REQUESTS, TERMINAL, plan
+from .rollout.progress import REQUESTS, TERMINAL, Step, plan
 
 MARKS = {"Successful": "ok", "Failed": "FAIL", "Inconclusive": "no data", "Error": "error"}
 
 
-def _step_text(kind: str, weight: int, duration: float | None, metrics: tuple[str, ...]) -> str:
+def _step_text(step: Step) -> str:
+    kind, duration = step.kind, step.duration_seconds
     if kind == "setWeight":
-        return f"setWeight {weight}%"
+        return f"setWeight {step.weight}%"
     if kind == "pause":
         return "pause (until promoted)" if duration is None else f"pause {duration:g}s"
-    return "analysis" + (f" ({', '.join(metrics)})" if metrics else "")
+    if kind == "setMirror":
+        return f"setMirror {step.mirror_percent}%"
+    if kind == "setHeaderRoute" and step.header is not None:
+        return f"setHeaderRoute {step.header.name} {step.header.match} {step.header.value}"
+    if kind == "experiment" and step.experiment is not None:
+        return f"experiment {step.experiment.strategy} from {step.weight}% for {duration or 0:g}s"
+    return "analysis" + (f" ({', '.join(step.metrics)})" if step.metrics else "")
+
+
+def _traffic_extras(status: dict[str, Any]) -> str:
+    """The mirror and header route the rollout has on the route, if any."""
+    extras = [f"  mirrored {status['mirrorPercent']}%"] if status.get("mirrorPercent") else []
+    header = status.get("headerRoute")
+    if header:
+        extras.append(f"  header {header['name']} {header.get('match', 'Exact')} {header['value']} -> canary")
+    return "".join(extras)
+
+
+def _experiment_lines(status: dict[str, Any]) -> list[str]:
+    lines = []
+    for r in status.get("experiments") or []:
+        lines.append(
+            f"  step {r['step'] + 1} {r['metric']}: {r.get('decision')}  canary {r.get('canary')} "
+            f"stable {r.get('stable')}  difference {r.get('difference')} in {r.get('interval')}"
+        )
+    changes = status.get("banditChanges") or []
+    if changes:
+        lines.append(
+            f"  bandit: {len(changes)} changes, last to {changes[-1]['weight']}% at {changes[-1]['at']}"
+        )
+    return ["Experiments:", *lines] if lines else []
 
 
 def _condition_lines(status: dict[str, Any]) -> list[str]:
@@ -61,7 +92,8 @@ def render_rollout(rollout: dict[str, Any]) -> str:
         f"Status:    {phase}{paused}",
         f"Versions:  stable {status.get('stableVersion') or '-'}"
         f"  canary {status.get('canaryVersion') or '-'}",
-        f"Traffic:   canary {status.get('canaryWeight', 0)}%  stable {status.get('stableWeight', 100)}%",
+        f"Traffic:   canary {status.get('canaryWeight', 0)}%  stable {status.get('stableWeight', 100)}%"
+        + _traffic_extras(status),
         "Steps:",
     ]
     for index, step in enumerate(steps):
@@ -69,9 +101,7 @@ def render_rollout(rollout: dict[str, Any]) -> str:
             mark = "  done " if phase == "Promoted" or index < current else "       "
         else:
             mark = "  ->   " if index == current else "       "
-        lines.append(
-            f"{mark}{index + 1}. {_step_text(step.kind, step.weight, step.duration_seconds, step.metrics)}"
-        )
+        lines.append(f"{mark}{index + 1}. {_step_text(step)}")
     lines.extend(_evaluation_lines(status.get("evaluation") or {}))
     tallies = {t["name"]: t for t in status.get("tallies") or []}
     measurements = status.get("measurements") or []
@@ -87,6 +117,7 @@ def render_rollout(rollout: dict[str, Any]) -> str:
             lines.append(f"{line}  [{counts}]")
             if m.get("message") and m["phase"] != "Successful":
                 lines.append(f"  {'':<{width}}  {m['message']}")
+    lines.extend(_experiment_lines(status))
     lines.extend(_fail_fast_lines(status))
     lines.extend(_condition_lines(status))
     return "\n".join(lines)

@@ -31,6 +31,7 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "ConfigMap": ("/api/v1", "configmaps"),
     "Event": ("/api/v1", "events"),
     "HTTPRoute": ("/apis/gateway.networking.k8s.io/v1", "httproutes"),
+    "InferencePool": ("/apis/inference.networking.k8s.io/v1", "inferencepools"),
     "LLMDeployment": (f"/apis/{GROUP}/{VERSION}", "llmdeployments"),
     "CanaryRollout": (f"/apis/{GROUP}/{VERSION}", "canaryrollouts"),
     "DriftMonitor": (f"/apis/{GROUP}/{VERSION}", "driftmonitors"),

@@ -51,12 +51,16 @@ SCRAPE_ANNOTATION = "prometheus.io/scrape"  # on the Service, for scrapers witho
 SCRAPE_PORT_ANNOTATION = "prometheus.io/port"
 SCRAPE_PATH_ANNOTATION = "prometheus.io/path"
 
+# -- HTTPRoute rules the operator owns on a user's route ------------------------------------------
+HEADER_RULE_PREFIX = "llmops-canary-header"  # rules[].name of a setHeaderRoute step's rules
+
 # -- condition types --------------------------------------------------------------------------------
 READY = "Ready"
 PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
 MODEL_RESOLVED = "ModelResolved"
 SERVICE_MONITOR_READY = "ServiceMonitorReady"
+INFERENCE_POOL_READY = "InferencePoolReady"
 PAUSED = "Paused"
 PROMOTED = "Promoted"
 ROLLED_BACK = "RolledBack"
@@ -118,6 +122,8 @@ RETRY = "Retry"
 PAUSED_EVENT = "Paused"
 RESUMED = "Resumed"
 PROMOTE = "Promote"
+BANDIT_MOVED = "BanditMoved"  # Event: a bandit experiment changed the canary weight
+EXPERIMENT_DECIDED = "ExperimentDecided"  # Event: an experiment step's comparison
 WEIGHT_SET = "WeightSet"
 COMPLETED = "Completed"
 ALIAS_MOVED = "AliasMoved"

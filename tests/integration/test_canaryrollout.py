@@ -14,7 +14,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,12 @@ class World:
         )
         self.canary_traffic = True
         self.load: LoadGenerator | None = None
+        # What other test modules vary: the route's stable backend (a Service, or an InferencePool),
+        # more of the stable's spec, and a load generator that routes by the HTTPRoute's rules.
+        self.backend: dict[str, Any] = {"name": STABLE, "port": 8000}
+        self.stable_extra: dict[str, Any] = {}
+        self.route_rules = False
+        self.headers: Callable[[], dict[str, str]] = dict
 
     def _scrape_config(self) -> dict[str, Any]:
         def target(sim: VLLMSimulator, deployment: str, version: str) -> dict[str, Any]:
@@ -138,6 +144,9 @@ class World:
         annotations = json.loads(result.stdout)["metadata"].get("annotations") or {}
         return annotations.get("llmops.dev/serves-for") == STABLE
 
+    def route(self) -> dict[str, Any]:
+        return self.cluster.get("httproute", "chat", "-n", self.namespace)
+
     def ready(self, deployment: str) -> int:
         result = self.cluster.kubectl(
             "get",
@@ -163,7 +172,7 @@ class World:
             "apiVersion": "llmops.dev/v1alpha1",
             "kind": "LLMDeployment",
             "metadata": {"name": STABLE},
-            "spec": {"model": {"uri": f"models:/{self.model}@champion"}, "replicas": 2},
+            "spec": {"model": {"uri": f"models:/{self.model}@champion"}, "replicas": 2, **self.stable_extra},
         }
         self.cluster.apply(stable, self.namespace)
         if self.mode == "gateway-api":
@@ -173,16 +182,19 @@ class World:
                 "metadata": {"name": "chat"},
                 "spec": {
                     "parentRefs": [{"name": "inference-gateway"}],
-                    "rules": [{"backendRefs": [{"name": STABLE, "port": 8000}]}],
+                    "rules": [{"backendRefs": [dict(self.backend)]}],
                 },
             }
             self.cluster.apply(route, self.namespace)
-        wait_for(lambda: self.ready(STABLE) == 2, timeout=60, what="the stable side Ready")
+        wait_for(lambda: self.ready(STABLE) == 2, timeout=120, what="the stable side Ready")
         self.load = LoadGenerator(
             f"http://127.0.0.1:{self.stable_sim.port}",
             f"http://127.0.0.1:{self.canary_sim.port}",
             self.canary_share,
             prompt_words=self.prompt_words,
+            route=self.route if self.route_rules else None,
+            backends=(STABLE, CANARY),
+            headers=self.headers,
         ).start()
         spec = {"targetRef": {"name": STABLE}, "canary": {"model": {"uri": f"models:/{self.model}/2"}}}
         if self.mode == "gateway-api":

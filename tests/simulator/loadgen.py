@@ -1,6 +1,9 @@
 """A bounded load generator standing in for the data plane: it splits requests between the
 stable and canary servers by the weights the operator actually set in the cluster, and asks each
-server by the model name it serves (its ``/v1/models``), as a real client of vLLM must."""
+server by the model name it serves (its ``/v1/models``), as a real client of vLLM must.
+
+Given the HTTPRoute (``route``), it routes each request as a gateway would (gateway.py): header
+rules, weights, and RequestMirror filters, whose copies it sends and whose answers it drops."""
 
 from __future__ import annotations
 
@@ -11,8 +14,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .gateway import route_request
 
 
 class LoadGenerator:
@@ -24,6 +31,9 @@ class LoadGenerator:
         rate_per_second: float = 20.0,
         max_tokens: int = 8,
         prompt_words: Callable[[], int] = lambda: 2,
+        route: Callable[[], dict[str, Any]] | None = None,
+        backends: tuple[str, str] = ("", ""),
+        headers: Callable[[], dict[str, str]] = dict,
     ) -> None:
         self.urls = (stable_url, canary_url)
         self.canary_share = canary_share
@@ -33,6 +43,11 @@ class LoadGenerator:
         self.models = ["", ""]
         self.sent = [0, 0]
         self.errors = [0, 0]
+        self.mirrored = [0, 0]  # copies sent by RequestMirror filters, answers dropped
+        self.by_rule: Counter[tuple[str, str]] = Counter()  # (rule, backend) -> requests routed so
+        self.route_source, self.backends, self.headers = route, backends, headers
+        self._route: dict[str, Any] = {}
+        self._rng = random.Random(7)
         self._share = 0.0
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=16)
@@ -43,7 +58,7 @@ class LoadGenerator:
 
     def start(self) -> LoadGenerator:
         self.models = [served_model(url) for url in self.urls]
-        self._share = self.canary_share()
+        self._refresh()
         for thread in self._threads:
             thread.start()
         return self
@@ -57,31 +72,55 @@ class LoadGenerator:
     def _weight_loop(self) -> None:
         while not self._stop.wait(0.5):
             with contextlib.suppress(Exception):  # a failed cluster read keeps the last split
-                self._share = self.canary_share()
+                self._refresh()
+
+    def _refresh(self) -> None:
+        if self.route_source is not None:
+            self._route = self.route_source()
+        else:
+            self._share = self.canary_share()
 
     def _send_loop(self) -> None:
         period = 1.0 / self.rate
         next_at = time.monotonic()
         while not self._stop.is_set():
-            side = 1 if random.random() < self._share else 0
-            self._pool.submit(self._request, side)
+            if self.route_source is None:
+                self._pool.submit(self._request, 1 if random.random() < self._share else 0)
+            else:
+                self._routed()
             next_at += period
             time.sleep(max(0.0, next_at - time.monotonic()))
 
-    def _request(self, side: int) -> None:
-        self.sent[side] += 1
+    def _routed(self) -> None:
+        headers = self.headers()
+        routing = route_request(self._route, headers, self._rng)
+        self.by_rule[(routing.rule, routing.backend)] += 1
+        if routing.backend in self.backends:
+            self._pool.submit(self._request, self.backends.index(routing.backend), headers)
+        for name in routing.mirrors:
+            if name in self.backends:
+                self._pool.submit(self._request, self.backends.index(name), headers, True)
+
+    def _request(self, side: int, headers: dict[str, str] | None = None, mirror: bool = False) -> None:
+        if mirror:
+            self.mirrored[side] += 1
+        else:
+            self.sent[side] += 1
         prompt = " ".join(["word"] * max(1, self.prompt_words()))
         body = json.dumps(
             {"model": self.models[side], "prompt": prompt, "max_tokens": self.max_tokens}
         ).encode()
         request = urllib.request.Request(
-            f"{self.urls[side]}/v1/completions", data=body, headers={"Content-Type": "application/json"}
+            f"{self.urls[side]}/v1/completions",
+            data=body,
+            headers={"Content-Type": "application/json", **(headers or {})},
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 response.read()
         except (urllib.error.URLError, OSError):
-            self.errors[side] += 1
+            if not mirror:  # a mirrored copy's failure never reaches a user
+                self.errors[side] += 1
 
 
 def served_model(url: str) -> str:

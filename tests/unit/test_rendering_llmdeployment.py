@@ -212,3 +212,30 @@ def test_every_owned_child_points_at_its_owner_and_carries_the_version() -> None
         assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "llmops-operator"
     selector = by_kind(rendered("tp2-s3-registry"))["Deployment"]["spec"]["selector"]["matchLabels"]
     assert selector == {"llmops.dev/llmdeployment": "llama"}  # no version: selectors are immutable
+
+
+def test_an_inference_pool_selects_the_deployments_own_pods_and_references_the_picker() -> None:
+    spec = LLMDeploymentSpec.model_validate(
+        {
+            "model": {"uri": "hf://org/model"},
+            "inferencePool": {"endpointPickerRef": {"name": "llama-epp", "port": 9002}},
+        }
+    )
+    children = render(spec, ResolvedModel(uri="hf://org/model", version="main"), OWNER, FETCHER, TRACKING)
+    pool = next(child for child in children if child["kind"] == "InferencePool")
+    deployment = next(child for child in children if child["kind"] == "Deployment")
+    assert pool["apiVersion"] == "inference.networking.k8s.io/v1"
+    assert pool["metadata"]["name"] == "llama"
+    assert pool["metadata"]["ownerReferences"][0]["uid"] == OWNER.uid
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pool["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert pool["spec"]["targetPorts"] == [{"number": 8000}]
+    assert pool["spec"]["endpointPickerRef"] == {
+        "name": "llama-epp",
+        "port": {"number": 9002},
+        "failureMode": "FailClose",
+    }
+    without = LLMDeploymentSpec.model_validate({"model": {"uri": "hf://org/model"}})
+    assert all(
+        c["kind"] != "InferencePool" for c in render(without, ResolvedModel(), OWNER, FETCHER, TRACKING)
+    )

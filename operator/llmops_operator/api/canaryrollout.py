@@ -68,12 +68,95 @@ class AnalysisStep(K8sModel):
     )
 
 
+class MirrorStep(K8sModel):
+    """Shadow traffic: a copy of this share of live requests goes to the canary, whose answers are
+    dropped; users keep getting the stable's. Stays until a later setMirror or the rollout's end."""
+
+    percent: int = Field(ge=0, le=100, description="Share of requests mirrored; 0 ends the mirror.")
+
+
+class HeaderRouteStep(K8sModel):
+    """Requests carrying this header go to the canary, the rest by weight, through an extra
+    HTTPRoute rule the operator owns and removes when the rollout ends."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$", max_length=256, description="e.g. X-Experiment-ID."
+    )
+    value: str = Field(min_length=1, max_length=4096)
+    match: Literal["Exact", "RegularExpression"] = "Exact"
+
+
+class RateQuery(K8sModel):
+    """A rate as two counters over a window: ``successes`` out of ``trials`` (PromQL templates
+    with {{canary}}, {{namespace}}, {{interval}}; {{canary}} becomes the stable for its side)."""
+
+    successes: str = Field(
+        max_length=4096, description="e.g. sum(increase(feedback_positive_total{...}[{{interval}}]))"
+    )
+    trials: str = Field(max_length=4096, description="e.g. sum(increase(feedback_total{...}[{{interval}}]))")
+
+
+class ExperimentMetric(K8sModel):
+    name: DNSLabel
+    rate: RateQuery
+    direction: Literal["higherIsBetter", "lowerIsBetter"] = "higherIsBetter"
+
+
+class BanditSpec(K8sModel):
+    """Thompson sampling on a reward rate: the canary's weight becomes the posterior probability
+    that it has the higher reward, clamped to [minWeight, maxWeight], changed at most once per interval."""
+
+    reward: RateQuery
+    min_weight: int = Field(default=5, ge=0, le=100)
+    max_weight: int = Field(default=95, ge=0, le=100)
+    interval: PositiveDuration = "1m"
+
+    model_config = cel_rules(
+        {
+            "rule": "self.minWeight <= self.maxWeight",
+            "message": "minWeight must not exceed maxWeight",
+            "fieldPath": ".minWeight",
+        }
+    )
+
+
+class ExperimentStep(K8sModel):
+    """An A/B test: ``weight`` held for ``duration`` (or bandit-steered), then canary against stable
+    on each metric: the difference of the rates with its interval and a decision."""
+
+    duration: PositiveDuration
+    weight: int = Field(default=50, ge=1, le=99, description="Canary weight of the fixed split.")
+    metrics: list[ExperimentMetric] = Field(
+        min_length=1,
+        max_length=8,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    alpha: Probability = Field(default="0.05", description="Two-sided level of each comparison.")
+    strategy: Literal["fixed", "bandit"] = "fixed"
+    bandit: BanditSpec | None = None
+
+    model_config = cel_rules(
+        {
+            "rule": "(self.strategy == 'bandit') == has(self.bandit)",
+            "message": "bandit is set exactly when strategy is bandit",
+            "fieldPath": ".bandit",
+        }
+    )
+
+
 class RolloutStep(K8sModel):
     set_weight: int | None = Field(default=None, ge=0, le=100)
     pause: PauseStep | None = None
     analysis: AnalysisStep | None = None
+    set_mirror: MirrorStep | None = None
+    set_header_route: HeaderRouteStep | None = None
+    experiment: ExperimentStep | None = None
 
-    model_config = cel_rules(exactly_one_of("each step", "setWeight", "pause", "analysis"))
+    model_config = cel_rules(
+        exactly_one_of(
+            "each step", "setWeight", "pause", "analysis", "setMirror", "setHeaderRoute", "experiment"
+        )
+    )
 
 
 class GatewayAPIRouting(K8sModel):
@@ -265,6 +348,37 @@ class RollbackStatus(StatusModel):
     )
 
 
+class ExperimentResult(StatusModel):
+    """One metric of an experiment step: canary rate minus stable rate, its interval, the decision."""
+
+    step: int
+    metric: str
+    canary: str = ""  # successes/trials
+    stable: str = ""
+    difference: str = ""
+    interval: str = ""  # [low, high] at 1 - alpha
+    p_value: str = ""
+    decision: Literal["CanaryBetter", "CanaryWorse", "NoDifference", "Inconclusive"] = "Inconclusive"
+    decided_at: str = ""
+    mlflow_run_id: str = ""
+
+
+class BanditChange(StatusModel):
+    """One weight change of a bandit: when, to what, and the posterior behind it."""
+
+    at: str
+    weight: int
+    probability: str = Field(default="", description="P(canary has the higher reward).")
+    canary: str = ""  # successes/trials the posterior saw
+    stable: str = ""
+
+
+class HeaderRouteStatus(StatusModel):
+    name: str
+    value: str
+    match: str = "Exact"
+
+
 RolloutPhase = Literal["", "Waiting", "Progressing", "Paused", "Promoting", "Promoted", "RolledBack"]
 
 
@@ -292,6 +406,15 @@ class CanaryRolloutStatus(StatusModel):
     fail_fast: list[FailFastEvidence] = Field(default_factory=list)
     rollback: RollbackStatus | None = None
     evaluation: EvaluationStatus | None = None
+    mirror_percent: int = Field(default=0, description="Share of requests mirrored to the canary.")
+    experiment_started_at: str | None = Field(
+        default=None, description="When the current experiment step's split was first verified."
+    )
+    header_route: HeaderRouteStatus | None = Field(
+        default=None, description="The header whose requests go to the canary."
+    )
+    experiments: list[ExperimentResult] = Field(default_factory=list)
+    bandit_changes: list[BanditChange] = Field(default_factory=list)
     gitops_changes: list[dict[str, Any]] = Field(
         default_factory=list,
         json_schema_extra={"items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
@@ -326,6 +449,26 @@ class CanaryRollout(Resource):
                 ),
                 "message": "steps[].setWeight must be non-decreasing",
                 "fieldPath": ".steps",
+            },
+            {
+                "rule": (
+                    "!has(self.steps) || !self.steps.exists(s, has(s.setMirror) || has(s.setHeaderRoute)) "
+                    "|| (has(self.trafficRouting) && has(self.trafficRouting.gatewayAPI))"
+                ),
+                "message": (
+                    "setMirror and setHeaderRoute steps need trafficRouting.gatewayAPI "
+                    "(replica-ratio routing can neither mirror nor match headers)"
+                ),
+                "fieldPath": ".trafficRouting",
+            },
+            {
+                "rule": (
+                    "!has(self.steps) "
+                    "|| !self.steps.exists(s, has(s.experiment) && s.experiment.strategy == 'bandit') "
+                    "|| (has(self.trafficRouting) && has(self.trafficRouting.gatewayAPI))"
+                ),
+                "message": "a bandit experiment needs trafficRouting.gatewayAPI (its weights change often)",
+                "fieldPath": ".trafficRouting",
             },
         ],
     )

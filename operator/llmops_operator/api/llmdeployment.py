@@ -127,6 +127,21 @@ class MonitoringSpec(K8sModel):
     )
 
 
+class EndpointPickerRef(K8sModel):
+    """The endpoint picker (the Inference Extension's EPP Service) the gateway asks for a pod."""
+
+    name: ResourceName
+    port: int = Field(ge=1, le=65535, description="The picker's gRPC ext-proc port, e.g. 9002.")
+    failure_mode: Literal["FailOpen", "FailClose"] = "FailClose"
+
+
+class InferencePoolSpec(K8sModel):
+    """An InferencePool (inference.networking.k8s.io/v1) named after the LLMDeployment, over its
+    pods: what an Inference-Extension gateway's HTTPRoute names as a backend instead of the Service."""
+
+    endpoint_picker_ref: EndpointPickerRef
+
+
 class LLMDeploymentSpec(K8sModel):
     model: ModelSource
     engine: EngineSpec = Field(default_factory=EngineSpec, json_schema_extra={"default": {}})
@@ -142,6 +157,7 @@ class LLMDeploymentSpec(K8sModel):
         default_factory=RolloutStrategySpec, json_schema_extra={"default": {}}
     )
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec, json_schema_extra={"default": {}})
+    inference_pool: InferencePoolSpec | None = None
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(
         default_factory=list,

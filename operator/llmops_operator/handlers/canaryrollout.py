@@ -33,13 +33,17 @@ from ..metrics.templates import TemplateError
 from ..model_uris import parse_registry_uri
 from ..names import (
     ALIAS_MOVED,
+    BANDIT_MOVED,
     CANARY_REMOVED,
     COMPLETED,
+    EXPERIMENT_DECIDED,
+    NO_DATA,
     PROMOTED,
     PROMOTING,
     REGISTRY_UNAVAILABLE,
     REJECTED,
     ROLLED_BACK,
+    ROLLOUT_LABEL,
     STABLE_RESTORED,
     STARTED,
     VERDICT_TAG,
@@ -47,11 +51,11 @@ from ..names import (
     WEIGHT_SET,
     canary_name,
 )
-from ..registry.mlflow import RegistryUnavailable, set_alias, tag_version
-from ..rollout import analysis, failfast, gates, progress
+from ..registry.mlflow import RegistryUnavailable, log_run, set_alias, tag_version
+from ..rollout import analysis, experiment, failfast, gates, progress
 from ..rollout import evaluation as evaluation_gate
 from ..rollout.canary import canary_overlay, desired_canary, leaves
-from ..routing import RouteNotUsable, Sides, router_for
+from ..routing import HeaderMatch, RouteNotUsable, Sides, TrafficRules, router_for
 from ..timestamps import format_micro_time, format_time, now, now_text, parse_time, seconds_since
 from ..workqueue import KeyedLocks
 from .evaluation import EvaluationStage
@@ -122,6 +126,15 @@ def apply_canary(kube: Kube, desired: dict[str, Any], owner_uid: str) -> dict[st
         if contains(live, desired):
             return live
     return kube.apply(desired)
+
+
+def rules_of(status: CanaryRolloutStatus) -> TrafficRules:
+    """The mirror and header route the status says the route carries now."""
+    header = status.header_route
+    return TrafficRules(
+        mirror_percent=status.mirror_percent,
+        header=HeaderMatch(header.name, header.value, header.match) if header is not None else None,
+    )
 
 
 def scale_canary(kube: Kube, namespace: str, target: str, replicas: int) -> None:
@@ -208,7 +221,7 @@ class _Tick:
     def _step(self, target: dict[str, Any], full: int) -> str:
         """The canary at the current weight, measured when due, then on to the next step."""
         status, weight = self.status, self.status.canary_weight
-        replicas = progress.canary_replicas(full, weight)
+        replicas = progress.canary_replicas(full, progress.canary_share(status))
         desired = desired_canary(self.body, target, self.spec, replicas, self.router.shares_service)
         try:
             canary = apply_canary(self.kube, desired, self.body["metadata"]["uid"])
@@ -217,15 +230,13 @@ class _Tick:
             status.canary_version = str((canary.get("status") or {}).get("model", {}).get("version", ""))
             sides = sides_of(self.kube, self.namespace, self.target, full)
             status.stable_replicas = self.router.stable_replicas(weight, sides)
-            verified = self.router.set_weight(weight, sides)
+            verified = self.router.set_weight(weight, sides, rules_of(status))
         except RouteNotUsable as error:
             return str(error)
         if verified and status.weight_verified_at is None:
             status.weight_verified_at = format_time(self.now)
-            if weight > 0:
-                self.events.append(
-                    gates.normal(WEIGHT_SET, f"canary weight {weight}% verified ({self.router.describe()})")
-                )
+            if progress.sees_traffic(status) or status.header_route is not None:
+                self.events.append(gates.normal(WEIGHT_SET, f"{self._traffic_text()} verified"))
         pause_detail = ""
         if not progress.measurement_due(status, self.spec.analysis, self.now):
             # Between measurements: the fast-fail watch, then the wait for a measurement due
@@ -240,7 +251,94 @@ class _Tick:
                 return self._rollback(full, outcome)
             if isinstance(outcome, gates.Pause):
                 pause_detail = outcome.message
-        return self._settle(target, full, verified, pause_detail)
+        if verified or status.experiment_started_at is not None:
+            experimented = self._experiment()
+            if isinstance(experimented, gates.Fail):
+                return self._rollback(full, experimented)
+            if isinstance(experimented, gates.Wait) and not pause_detail:
+                pause_detail = experimented.message
+        detail = self._settle(target, full, verified, pause_detail)
+        return detail or pause_detail
+
+    def _traffic_text(self) -> str:
+        status, parts = self.status, [f"canary weight {self.status.canary_weight}%"]
+        if status.mirror_percent:
+            parts.append(f"{status.mirror_percent}% mirrored")
+        if status.header_route is not None:
+            parts.append(
+                f"header {status.header_route.name} {status.header_route.match} {status.header_route.value}"
+            )
+        return f"{', '.join(parts)} ({self.router.describe()})"
+
+    def _experiment(self) -> gates.Outcome:
+        """An experiment step under way: the bandit's next move when due, the comparison once the
+        duration is over. Fail when a metric is worse on the canary; Wait says why it is undecided."""
+        status, index = self.status, self.status.current_step_index
+        step = self.steps[index] if index < len(self.steps) else None
+        if step is None or step.experiment is None or status.experiment_started_at is None:
+            return gates.PROCEED
+        if progress.experiment_decided(status, index):
+            return gates.PROCEED
+        spec = step.experiment
+        provider = self.providers(self.spec.analysis.prometheus, self.settings.prometheus_url)
+        variables = gates.variables_of(self.spec, self.namespace)
+        elapsed = seconds_since(status.experiment_started_at, self.now)
+        try:
+            if elapsed >= (step.duration_seconds or 0):
+                results = experiment.compare(provider, spec, index, variables, elapsed, self.now)
+                return self._decide(index, results)
+            if spec.bandit is not None and experiment.bandit_due(status, spec.bandit, self.now):
+                seed = f"{self.body['metadata']['uid']}/{index}"
+                change = experiment.bandit_move(provider, spec.bandit, status, variables, seed, self.now)
+                if change is not None:
+                    experiment.record_change(status, change)
+                    message = (
+                        f"bandit: canary weight {change.weight}% (P(canary better) = {change.probability})"
+                    )
+                    self.events.append(gates.normal(BANDIT_MOVED, message))
+        except experiment.NotYet as error:
+            return gates.Wait(NO_DATA, f"experiment undecided: {error}", keep_phase=True)
+        return gates.PROCEED
+
+    def _decide(self, index: int, results: list[Any]) -> gates.Outcome:
+        """The experiment's verdict into status, an MLflow run and an Event."""
+        run_id = self._log_experiment(index, results)
+        for result in results:
+            result.mlflow_run_id = run_id
+        self.status.experiments = [*self.status.experiments, *results]
+        said = "; ".join(f"{r.metric} {r.decision} ({r.difference} in {r.interval})" for r in results)
+        worse = [r for r in results if r.decision == "CanaryWorse"]
+        if worse:
+            return gates.Fail(f"experiment (step {index + 1}): {said}")
+        self.events.append(gates.normal(EXPERIMENT_DECIDED, f"experiment (step {index + 1}): {said}"))
+        return gates.PROCEED
+
+    def _log_experiment(self, index: int, results: list[Any]) -> str:
+        """One MLflow run per decided experiment: per metric the difference, its interval and the
+        decision. MLflow being away costs the run, never the verdict."""
+        metrics: dict[str, float] = {}
+        params: dict[str, str] = {}
+        for r in results:
+            low, high = (float(x) for x in r.interval.strip("[]").split(","))
+            metrics.update({f"{r.metric}/difference": float(r.difference), f"{r.metric}/low": low})
+            metrics.update({f"{r.metric}/high": high, f"{r.metric}/p_value": float(r.p_value)})
+            params.update({f"{r.metric}/decision": r.decision, f"{r.metric}/canary": r.canary})
+            params[f"{r.metric}/stable"] = r.stable
+        try:
+            return log_run(
+                self.settings.mlflow_tracking_uri,
+                f"canaryrollout/{self.namespace}/{self.name}",
+                f"experiment-step-{index + 1}",
+                tags={ROLLOUT_LABEL: self.name},
+                params=params,
+                metrics=metrics,
+                texts={},
+            )
+        except RegistryUnavailable as error:
+            self.events.append(
+                gates.warning(REGISTRY_UNAVAILABLE, f"experiment not logged to MLflow: {error}")
+            )
+            return ""
 
     def _wait_for_measurement(self) -> None:
         """A measurement due before the next tick is taken at its instant, not up to a tick late:
@@ -271,7 +369,9 @@ class _Tick:
         provider = self.providers(self.spec.analysis.prometheus, self.settings.prometheus_url)
         window = parse_duration(self.spec.analysis.interval)
         variables = gates.variables_of(self.spec, self.namespace)
-        metrics = analysis.applicable(analysis.metrics_of(self.spec.analysis), self.status.canary_weight)
+        metrics = analysis.applicable(
+            analysis.metrics_of(self.spec.analysis), self.status.canary_weight, self.status.mirror_percent
+        )
         measurements = [analysis.measure(provider, metric, variables, window) for metric in metrics]
         for measurement in measurements:
             telemetry.measured(self.namespace, self.name, measurement.metric, measurement.phase)
@@ -341,6 +441,7 @@ class _Tick:
         )
         status.weight_verified_at = None
         status.stable_replicas = None
+        status.mirror_percent, status.header_route = 0, None
         status.phase = "RolledBack"
         status.paused_reason = ""
         status.finished_at = format_time(self.now)
@@ -447,6 +548,7 @@ class _Tick:
         except RouteNotUsable as error:
             return str(error)
         self.kube.delete("LLMDeployment", self.namespace, canary_name(self.target))
+        status.mirror_percent, status.header_route = 0, None
         status.phase = "Promoted"
         status.canary_weight, status.stable_weight = 0, 100
         status.finished_at = format_time(self.now)

@@ -36,6 +36,7 @@ from ..names import (
     CRD_NOT_INSTALLED,
     CREATED,
     DIRECT_SOURCE,
+    INFERENCE_POOL_READY,
     KUBECTL_LAST_APPLIED_ANNOTATION,
     LAST_HANDLED_ANNOTATION,
     MANAGED,
@@ -56,7 +57,7 @@ from ..serving_status import FAILURE_REASONS, ConditionState, desired_status
 from ..timestamps import now_text
 from ..workqueue import RETRY, CoalescingQueue, KeyedLocks, RetryLater
 
-PRUNABLE_KINDS = ("PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor")
+PRUNABLE_KINDS = ("PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor", "InferencePool")
 # Every kind the controller applies: kind -> (group/version, plural, id of its watch's index).
 CHILD_RESOURCES: dict[str, tuple[str, str, str]] = {
     "Deployment": ("apps/v1", "deployments", "deployment_index"),
@@ -65,10 +66,16 @@ CHILD_RESOURCES: dict[str, tuple[str, str, str]] = {
     "PodDisruptionBudget": ("policy/v1", "poddisruptionbudgets", "pdb_index"),
     "HorizontalPodAutoscaler": ("autoscaling/v2", "horizontalpodautoscalers", "hpa_index"),
     "ServiceMonitor": ("monitoring.coreos.com/v1", "servicemonitors", "servicemonitor_index"),
+    "InferencePool": ("inference.networking.k8s.io/v1", "inferencepools", "inferencepool_index"),
 }
 # Large fields nothing here reads; left out of the in-memory copies.
 UNREAD_ANNOTATIONS = (KUBECTL_LAST_APPLIED_ANNOTATION, LAST_HANDLED_ANNOTATION)
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
+# Children whose kind another project defines: kind -> (its CRD, the condition telling whether it is there).
+OPTIONAL_KINDS: dict[str, tuple[str, str]] = {
+    "ServiceMonitor": (SERVICE_MONITOR_CRD, SERVICE_MONITOR_READY),
+    "InferencePool": ("inferencepools.inference.networking.k8s.io", INFERENCE_POOL_READY),
+}
 CRD_CHECK_SECONDS = 60.0
 # Threads for passes: creates and spec changes have their own, so status work from children's
 # events never queues ahead of them. Passes mostly wait on the API server (a Service create can
@@ -110,8 +117,7 @@ class LLMDeploymentController:
         self._announced: dict[tuple[str, str], str] = {}  # (uid, topic) -> what the last Event said
         self._locks: KeyedLocks[tuple[str, str]] = KeyedLocks()  # held while an object is reconciled
         self._handled: dict[str, tuple[int, str]] = {}  # uid -> what its last whole pass saw
-        self._crd_installed = False
-        self._crd_checked_at = -CRD_CHECK_SECONDS
+        self._crds: dict[str, tuple[bool, float]] = {}  # CRD name -> (installed, when checked)
 
     # -- model resolution -------------------------------------------------------------------------
 
@@ -160,12 +166,13 @@ class LLMDeploymentController:
 
     # -- children ---------------------------------------------------------------------------------
 
-    def _service_monitor_crd_installed(self) -> bool:
+    def _crd_installed(self, crd: str) -> bool:
         now = time.monotonic()
-        if now - self._crd_checked_at > CRD_CHECK_SECONDS:
-            self._crd_installed = self.kube.crd_exists(SERVICE_MONITOR_CRD)
-            self._crd_checked_at = now
-        return self._crd_installed
+        installed, checked_at = self._crds.get(crd, (False, -CRD_CHECK_SECONDS))
+        if now - checked_at > CRD_CHECK_SECONDS:
+            installed = self.kube.crd_exists(crd)
+            self._crds[crd] = (installed, now)
+        return installed
 
     def _apply_children(
         self,
@@ -176,12 +183,13 @@ class LLMDeploymentController:
         live: dict[str, dict[str, Any] | None],
         kinds: Collection[str] | None,
         replicas_override: int | None,
-    ) -> tuple[ConditionState | None, dict[str, Any] | None]:
+    ) -> tuple[dict[str, ConditionState], dict[str, Any] | None]:
         """Apply each child that differs from its live copy in ``live`` (kind -> object or None).
 
         ``kinds`` limits the comparison to those kinds (a child's own event); None compares every
         kind and removes children the spec no longer asks for.
-        Returns the ServiceMonitor verdict (when one is asked for) and the Deployment as it now is.
+        Returns the verdicts on optional kinds asked for (condition type -> state) and the Deployment
+        as it now is.
         """
         tracking_uri = spec.model.tracking_uri or self.settings.mlflow_tracking_uri
         children = rendering.render(
@@ -192,17 +200,20 @@ class LLMDeploymentController:
             tracking_uri,
             replicas_override,
         )
-        monitor: ConditionState | None = None
+        optional: dict[str, ConditionState] = {}
         applied = []
         deployment = live.get("Deployment")
         for child in children:
             kind, name = child["kind"], child["metadata"]["name"]
-            if kind == "ServiceMonitor":
-                if not self._service_monitor_crd_installed():
-                    message = f"{SERVICE_MONITOR_CRD} is not installed; no ServiceMonitor"
-                    monitor = ConditionState("False", CRD_NOT_INSTALLED, message)
+            if kind in OPTIONAL_KINDS:
+                crd, condition = OPTIONAL_KINDS[kind]
+                if not self._crd_installed(crd):
+                    optional[condition] = ConditionState(
+                        "False", CRD_NOT_INSTALLED, f"{crd} is not installed; no {kind}"
+                    )
                     continue
-                monitor = ConditionState("True", CREATED, f"ServiceMonitor {name} scrapes /metrics")
+                said = "scrapes /metrics" if kind == "ServiceMonitor" else "selects the pods"
+                optional[condition] = ConditionState("True", CREATED, f"{kind} {name} {said}")
             if kinds is not None and kind not in kinds:
                 continue
             current = live.get(kind)
@@ -216,7 +227,7 @@ class LLMDeploymentController:
             applied.extend(self._prune(owner, live, rendered))
         if applied:  # only real changes get here, so each is worth an Event
             self.kube.post_event(body, "Normal", APPLIED, ", ".join(applied))
-        return monitor, deployment
+        return optional, deployment
 
     def _prune(
         self, owner: rendering.Owner, live: dict[str, dict[str, Any] | None], rendered: set[str]
@@ -258,9 +269,10 @@ class LLMDeploymentController:
         owner = owner_of_object(body)
         verdict, model = self._resolution(spec, owner.uid, status, ask_registry)
         self._announce_model(body, status, verdict, model)
-        monitor, deployment = None, live.get("Deployment")
+        optional: dict[str, ConditionState] = {}
+        deployment = live.get("Deployment")
         if model is not None:
-            monitor, deployment = self._apply_children(
+            optional, deployment = self._apply_children(
                 spec, owner, model, body, live, kinds, replicas_override
             )
         desired = desired_status(
@@ -274,14 +286,9 @@ class LLMDeploymentController:
             selector=",".join(f"{k}={v}" for k, v in rendering.selector_labels(owner).items()),
             endpoint=rendering.endpoint_url(owner),
         )
-        if monitor is not None:
+        for condition, state in optional.items():
             desired["conditions"] = set_condition(
-                desired["conditions"],
-                SERVICE_MONITOR_READY,
-                monitor.status,
-                monitor.reason,
-                monitor.message,
-                generation,
+                desired["conditions"], condition, state.status, state.reason, state.message, generation
             )
         self._announce_readiness(body, status, desired)
         self._write_status(body, status, desired)

@@ -451,6 +451,31 @@ def service_monitor(spec: LLMDeploymentSpec, resolved: ResolvedModel, owner: Own
     }
 
 
+INFERENCE_POOL_API_VERSION = "inference.networking.k8s.io/v1"
+
+
+def inference_pool(spec: LLMDeploymentSpec, resolved: ResolvedModel, owner: Owner) -> dict[str, Any] | None:
+    """The InferencePool over this LLMDeployment's own pods (a canary's pool holds only the canary)."""
+    pool = spec.inference_pool
+    if pool is None:
+        return None
+    picker = pool.endpoint_picker_ref
+    return {
+        "apiVersion": INFERENCE_POOL_API_VERSION,
+        "kind": "InferencePool",
+        "metadata": metadata(owner.name, owner, common_labels(owner, resolved)),
+        "spec": {
+            "selector": {"matchLabels": selector_labels(owner)},
+            "targetPorts": [{"number": SERVING_PORT}],
+            "endpointPickerRef": {
+                "name": picker.name,
+                "port": {"number": picker.port},
+                "failureMode": picker.failure_mode,
+            },
+        },
+    }
+
+
 def render(
     spec: LLMDeploymentSpec,
     resolved: ResolvedModel,
@@ -467,5 +492,6 @@ def render(
         pod_disruption_budget(spec, resolved, owner),
         horizontal_pod_autoscaler(spec, resolved, owner),
         service_monitor(spec, resolved, owner),
+        inference_pool(spec, resolved, owner),
     ]
     return [child for child in children if child is not None]

@@ -115,6 +115,17 @@ PRESETS: dict[MetricPreset, Preset] = {
     ),
 }
 
+# Shadow traffic: the canary answers copies of the stable's requests, so besides speed and errors the
+# length of its answers is compared with the stable's (a model that truncates, or rambles, shows here).
+RESPONSE_LENGTH = MetricCheck(
+    name="response-length",
+    query=(
+        f"sum(rate(vllm:request_generation_tokens_sum{{{_SELECTOR}}}[{_WINDOW}]))"
+        f" / sum(rate(vllm:request_generation_tokens_count{{{_SELECTOR}}}[{_WINDOW}]))"
+    ),
+    baseline=BaselineComparison(direction="higherIsBetter"),
+)
+
 DEFAULT_METRICS = [
     MetricCheck(name="error-rate", preset="errorRate"),
     MetricCheck(name="latency-p95", preset="e2eLatencyP95"),
@@ -146,10 +157,19 @@ def metrics_of(analysis: AnalysisSpec) -> list[MetricCheck]:
     return [with_preset_defaults(metric) for metric in (analysis.metrics or DEFAULT_METRICS)]
 
 
-def applicable(metrics: list[MetricCheck], canary_weight: int) -> list[MetricCheck]:
+def applicable(metrics: list[MetricCheck], canary_weight: int, mirror_percent: int = 0) -> list[MetricCheck]:
     """The metrics that can be judged at ``canary_weight``. At 100% the stable serves nothing, so
     there is no baseline to compare with: baseline-only metrics sit out, the others keep their
-    thresholds."""
+    thresholds. On shadow traffic alone (weight 0, a mirror) both sides answer the same requests:
+    every metric is also judged against the stable (the baseline judge), and so is the response
+    length."""
+    if canary_weight == 0 and mirror_percent > 0:
+        shadow = [
+            m if m.baseline else m.model_copy(update={"baseline": BaselineComparison()}) for m in metrics
+        ]
+        if all(m.name != RESPONSE_LENGTH.name for m in shadow):
+            shadow.append(RESPONSE_LENGTH)
+        return shadow
     if canary_weight < 100:
         return metrics
     kept = []

@@ -15,6 +15,8 @@ from ..api.canaryrollout import (
     AnalysisSpec,
     CanaryRolloutSpec,
     CanaryRolloutStatus,
+    ExperimentStep,
+    HeaderRouteStatus,
     MeasurementStatus,
     MetricTally,
 )
@@ -49,12 +51,18 @@ Request = Literal["promote", "abort", "retry", "pause", "resume"]
 REQUESTS: tuple[Request, ...] = ("promote", "abort", "retry", "pause", "resume")
 
 
+StepKind = Literal["setWeight", "pause", "analysis", "setMirror", "setHeaderRoute", "experiment"]
+
+
 @dataclass(frozen=True)
 class Step:
-    kind: Literal["setWeight", "pause", "analysis"]
-    weight: int = 0
-    duration_seconds: float | None = None  # pause without a duration waits for a promote
+    kind: StepKind
+    weight: int = 0  # setWeight; experiment: the split it starts from
+    duration_seconds: float | None = None  # pause without a duration waits for a promote; experiment
     metrics: tuple[str, ...] = ()  # analysis: empty means every metric
+    mirror_percent: int = 0  # setMirror
+    header: HeaderRouteStatus | None = None  # setHeaderRoute
+    experiment: ExperimentStep | None = None
 
 
 DEFAULT_STEPS = (
@@ -81,6 +89,21 @@ def plan(spec: CanaryRolloutSpec) -> list[Step]:
             steps.append(Step("pause", duration_seconds=duration))
         elif step.analysis is not None:
             steps.append(Step("analysis", metrics=tuple(step.analysis.metrics)))
+        elif step.set_mirror is not None:
+            steps.append(Step("setMirror", mirror_percent=step.set_mirror.percent))
+        elif step.set_header_route is not None:
+            route = step.set_header_route
+            steps.append(Step("setHeaderRoute", header=HeaderRouteStatus(**route.model_dump())))
+        elif step.experiment is not None:
+            duration = parse_duration(step.experiment.duration)
+            steps.append(
+                Step(
+                    "experiment",
+                    weight=step.experiment.weight,
+                    duration_seconds=duration,
+                    experiment=step.experiment,
+                )
+            )
     if steps[-1].kind != "analysis":
         steps.append(Step("analysis"))
     return steps
@@ -99,16 +122,33 @@ class RoundOutcome:
 def start_step(status: CanaryRolloutStatus, index: int, now: datetime) -> None:
     status.current_step_index = index
     status.step_started_at = format_time(now)
+    status.experiment_started_at = None
     for tally in status.tallies:
         tally.successful = 0
+
+
+def sees_traffic(status: CanaryRolloutStatus) -> bool:
+    """The canary gets requests: a share of users, or a mirrored copy of theirs."""
+    return status.canary_weight > 0 or status.mirror_percent > 0
+
+
+def canary_share(status: CanaryRolloutStatus) -> int:
+    """The share of requests the canary must have pods for: its weight, its mirrored share, and at
+    least one pod for a header route."""
+    return max(status.canary_weight, status.mirror_percent, 1 if status.header_route else 0)
+
+
+def experiment_decided(status: CanaryRolloutStatus, index: int) -> bool:
+    return any(result.step == index for result in status.experiments)
 
 
 def next_measurement_at(status: CanaryRolloutStatus, analysis: AnalysisSpec) -> datetime | None:
     """When the next measurement is due: an interval after the weight was verified and an interval
     after the last one, so no rate window straddles a weight change. None while nothing reaches
-    the canary. Stamps are whole seconds and so, for whole-second intervals, are these instants:
-    a measurement taken exactly then is stamped exactly, and the schedule does not drift."""
-    if status.canary_weight <= 0 or status.weight_verified_at is None:
+    the canary (no weight, no mirrored share). Stamps are whole seconds and so, for whole-second
+    intervals, are these instants: a measurement taken exactly then is stamped exactly, and the
+    schedule does not drift."""
+    if not sees_traffic(status) or status.weight_verified_at is None:
         return None
     interval = timedelta(seconds=parse_duration(analysis.interval))
     due = parse_time(status.weight_verified_at) + interval
@@ -186,7 +226,10 @@ def advance(status: CanaryRolloutStatus, steps: list[Step], spec: CanaryRolloutS
     if status.paused_reason:
         return False
     min_successful = spec.analysis.min_successful_measurements
-    judged = {metric.name for metric in applicable(metrics_of(spec.analysis), status.canary_weight)}
+    judged = {
+        metric.name
+        for metric in applicable(metrics_of(spec.analysis), status.canary_weight, status.mirror_percent)
+    }
     while status.current_step_index < len(steps):
         step = steps[status.current_step_index]
         if step.kind == "setWeight":
@@ -197,13 +240,38 @@ def advance(status: CanaryRolloutStatus, steps: list[Step], spec: CanaryRolloutS
                 return False
             if status.weight_verified_at is None:
                 return False
+        elif step.kind == "setMirror":
+            if status.mirror_percent != step.mirror_percent:
+                status.mirror_percent = step.mirror_percent
+                status.weight_verified_at = None
+                return False
+            if status.weight_verified_at is None:
+                return False
+        elif step.kind == "setHeaderRoute":
+            if status.header_route != step.header:
+                status.header_route = step.header
+                status.weight_verified_at = None
+                return False
+            if status.weight_verified_at is None:
+                return False
+        elif step.kind == "experiment":
+            if status.experiment_started_at is None:
+                if status.canary_weight != step.weight:
+                    status.canary_weight, status.stable_weight = step.weight, 100 - step.weight
+                    status.weight_verified_at = None
+                    return False
+                if status.weight_verified_at is None:
+                    return False
+                status.experiment_started_at = status.weight_verified_at
+            if not experiment_decided(status, status.current_step_index):
+                return False
         elif step.kind == "pause":
             if step.duration_seconds is None:
                 return False
             if seconds_since(status.step_started_at, now) < step.duration_seconds:
                 return False
         else:
-            if status.canary_weight == 0 or status.weight_verified_at is None:
+            if not sees_traffic(status) or status.weight_verified_at is None:
                 return False
             successes = {tally.name: tally.successful for tally in status.tallies}
             wanted = [name for name in step.metrics or judged if name in judged]

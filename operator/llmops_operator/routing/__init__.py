@@ -10,7 +10,7 @@ from ..api.canaryrollout import CanaryRolloutSpec
 from ..kube import Kube
 from ..names import canary_name
 from . import gateway_api
-from .base import RouteNotUsable, Sides, TrafficRouter
+from .base import NO_RULES, HeaderMatch, RouteNotUsable, Sides, TrafficRouter, TrafficRules
 from .gateway_api import GatewayAPIRouter
 from .replica_ratio import ReplicaRatioRouter
 
@@ -31,11 +31,14 @@ def router_for(spec: CanaryRolloutSpec, kube: Kube, namespace: str) -> TrafficRo
 
 
 __all__ = [
+    "NO_RULES",
     "ROUTERS",
     "GatewayAPIRouter",
+    "HeaderMatch",
     "ReplicaRatioRouter",
     "RouteNotUsable",
     "Sides",
     "TrafficRouter",
+    "TrafficRules",
     "router_for",
 ]

@@ -21,6 +21,26 @@ class Sides:
     stable_pods: int  # pods the stable Deployment runs now (status.replicas)
 
 
+@dataclass(frozen=True)
+class HeaderMatch:
+    name: str
+    value: str
+    match: str = "Exact"  # or RegularExpression, as HTTPRoute spells them
+
+
+@dataclass(frozen=True)
+class TrafficRules:
+    """What a rollout asks of the route beyond the weight: a mirrored share (shadow traffic) and a
+    header whose requests go to the canary. The default asks for neither, so every call that sends
+    traffic back to the stable (rollback, promotion, release) also removes both."""
+
+    mirror_percent: int = 0
+    header: HeaderMatch | None = None
+
+
+NO_RULES = TrafficRules()
+
+
 class TrafficRouter(Protocol):
     shares_service: bool
     """True when canary pods join the stable Service (the split is the ratio of Ready pods)."""
@@ -29,8 +49,9 @@ class TrafficRouter(Protocol):
         """Stable replicas this router needs at ``weight``; None leaves them to the LLMDeployment."""
         ...
 
-    def set_weight(self, weight: int, sides: Sides) -> bool:
-        """Send ``weight`` percent to the canary; True once the split is verified in the cluster."""
+    def set_weight(self, weight: int, sides: Sides, rules: TrafficRules = NO_RULES) -> bool:
+        """Send ``weight`` percent to the canary, with ``rules``; True once verified in the cluster.
+        Raises RouteNotUsable when the router cannot carry out ``rules``."""
         ...
 
     def describe(self) -> str: ...
