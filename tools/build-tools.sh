@@ -155,7 +155,9 @@ build_wrapped() {
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
-# Kueue and JobSet (retraining engines) are built only when named: their cold build is ~40 min here.
+# Kueue and JobSet (retraining engines) are built only when named (the Makefile's `tools` names
+# them): each compiles its own copy of the Kubernetes client libraries (k8s.io v0.35.3 and v0.35.0,
+# not the control plane's v0.35.4), so they add most of a cold `make tools`.
 want=${*:-kubernetes etcd kwok helm prometheus gateway-api prometheus-operator argocd}
 for tool in $want; do
   case $tool in

@@ -49,9 +49,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors]
   verbs: [list, watch, create, patch, delete]
+{{- if has "Job" .Values.retraining.engines }}
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, create, delete]
+{{- end }}
+{{- if has "JobSet" .Values.retraining.engines }}
+- apiGroups: [jobset.x-k8s.io]
+  resources: [jobsets]
+  verbs: [get, create, delete]
+{{- end }}
+{{- if .Values.retraining.kueue }}
+- apiGroups: [kueue.x-k8s.io]
+  resources: [workloads]
+  verbs: [list]
+{{- end }}
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get]
