@@ -10,6 +10,8 @@ DEMO_NAMESPACE ?= llmops-demo
 MLFLOW_PORT ?= 35000
 export LLMOPS_MLFLOW_TRACKING_URI ?= http://127.0.0.1:$(MLFLOW_PORT)
 PROMETHEUS_PORT ?= 39090
+# The retraining engines' controllers built by `make tools`, run by `make run` and the tests.
+ENGINES := kueue jobset
 export LLMOPS_PROMETHEUS_URL ?= http://127.0.0.1:$(PROMETHEUS_PORT)
 export PROMETHEUS_PORT DEMO_NAMESPACE
 # The demo's data plane: vLLM-compatible simulators (light), or ENGINE=vllm for two real vLLM servers.
@@ -29,8 +31,9 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed ## Python virtual environment with the operator and dev tools
 
-tools: ## build or fetch and cache (seconds when cached) the Kubernetes binaries, etcd, kwok, helm, Prometheus and CRDs it checks against
+tools: ## build or fetch and cache (seconds when cached) the Kubernetes binaries, etcd, kwok, helm, Prometheus, the CRDs it checks against, and the retraining engines (Kueue, JobSet)
 	tools/build-tools.sh
+	tools/build-tools.sh $(ENGINES)
 
 cluster: tools ## start the local control plane (no-op when up); kubeconfig in .cluster/kubeconfig
 	tools/cluster.sh up
@@ -72,10 +75,12 @@ run: venv cluster ## the local control plane, MLflow, the CRDs, the operator and
 	$(PY) tools/demo_dataplane.py start
 	$(KUBECTL) --kubeconfig $(KUBECONFIG_FILE) apply --server-side -f crds/
 	$(KUBECTL) --kubeconfig $(KUBECONFIG_FILE) wait --for=condition=Established crd -l app.kubernetes.io/name=llmops-operator
+	tools/engines.sh start $(ENGINES)
 	tools/operator.sh start
 	$(KUBECTL) --kubeconfig $(KUBECONFIG_FILE) create namespace $(DEMO_NAMESPACE) --dry-run=client -o yaml \
 	  | $(KUBECTL) --kubeconfig $(KUBECONFIG_FILE) apply -f - >/dev/null
-	$(KUBECTL) --kubeconfig $(KUBECONFIG_FILE) apply --server-side -n $(DEMO_NAMESPACE) -f manifests/samples/ -f manifests/demo/
+	$(KUBECTL) --kubeconfig $(KUBECONFIG_FILE) apply --server-side -n $(DEMO_NAMESPACE) \
+	  -f manifests/samples/ -f manifests/samples/kueue/ -f manifests/demo/
 	@echo
 	@echo "The operator is running (log: .cluster/operator.log). Watch it work:"
 	@echo "  export KUBECONFIG=$$PWD/$(KUBECONFIG_FILE)"
@@ -85,6 +90,7 @@ run: venv cluster ## the local control plane, MLflow, the CRDs, the operator and
 	@echo "  PATH=$$PWD/$(VENV)/bin:\$$PATH $(KUBECTL) llmops -n $(DEMO_NAMESPACE) drift get llama-8b-live --watch"
 	@echo "Make the prompts drift (a retraining Job, a new version, its CanaryRollout follow):"
 	@echo "  $(PY) tools/demo_dataplane.py shift 80"
+	@echo "Kueue admits the retraining (LocalQueue training): $(KUBECTL) get workloads -n $(DEMO_NAMESPACE)"
 	@echo "Before that, make the retrained model answer worse, and watch its evaluation reject it:"
 	@echo "  $(PY) tools/demo_dataplane.py worse 20"
 	@echo "MLflow: $(LLMOPS_MLFLOW_TRACKING_URI)   Prometheus: $(LLMOPS_PROMETHEUS_URL)   Stop everything: make cluster-down"
@@ -92,7 +98,8 @@ run: venv cluster ## the local control plane, MLflow, the CRDs, the operator and
 operator: venv ## run the operator in the foreground against .cluster/kubeconfig
 	KUBECONFIG=$(KUBECONFIG_FILE) $(VENV)/bin/llmops-operator --log-format plain
 
-stop: ## stop the operator, MLflow, Prometheus and the simulators started by make run
+stop: ## stop the operator, Kueue, JobSet, MLflow, Prometheus and the simulators started by make run
 	tools/operator.sh stop
+	tools/engines.sh stop all
 	tools/mlflow.sh stop .cluster/mlflow
 	@if [ -x $(PY) ]; then $(PY) tools/demo_dataplane.py stop; fi

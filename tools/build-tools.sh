@@ -217,9 +217,10 @@ build_plain() {
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
-# Kueue and JobSet (retraining engines), llm-d-inference-sim (the Go vLLM imitation with latency
-# and failure injection) and Argo Rollouts (a benchmark's peer) are built only when named: their
-# cold builds take many minutes.
+# Kueue and JobSet (retraining engines; the Makefile's `tools` names them: each compiles its own
+# copy of the Kubernetes client libraries, so they add most of a cold `make tools`),
+# llm-d-inference-sim (the Go vLLM imitation with latency and failure injection) and Argo Rollouts
+# (a benchmark's peer) are built only when named.
 want=${*:-kubernetes etcd kwok helm prometheus gateway-api inference-extension prometheus-operator argocd}
 for tool in $want; do
   case $tool in

@@ -125,6 +125,8 @@ up() {
 }
 
 down() {
+  # The engines' controllers (tools/engines.sh) keep their pid files in .cluster/ too.
+  "$root/tools/engines.sh" stop all >/dev/null 2>&1 || true
   if [[ -d $KWOK_WORKDIR/clusters/$name ]]; then
     "$kwokctl" --name "$name" delete cluster --kubeconfig "$kubeconfig" >/dev/null 2>&1 || true
   fi

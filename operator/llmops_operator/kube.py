@@ -28,6 +28,8 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
     "ServiceMonitor": ("/apis/monitoring.coreos.com/v1", "servicemonitors"),
     "Job": ("/apis/batch/v1", "jobs"),
+    "JobSet": ("/apis/jobset.x-k8s.io/v1alpha2", "jobsets"),
+    "Workload": ("/apis/kueue.x-k8s.io/v1beta2", "workloads"),  # Kueue's
     "ConfigMap": ("/api/v1", "configmaps"),
     "Event": ("/api/v1", "events"),
     "HTTPRoute": ("/apis/gateway.networking.k8s.io/v1", "httproutes"),
@@ -80,6 +82,11 @@ class Kube:
             if error.status == 404:
                 return None
             raise
+
+    def select(self, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """The objects of ``kind`` in ``namespace`` that carry the labels of ``label_selector``."""
+        found = self.request("GET", self._path(kind, namespace), query=[("labelSelector", label_selector)])
+        return [dict(item) for item in (found or {}).get("items") or []]
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply under the operator's field manager, taking fields back from hand edits."""

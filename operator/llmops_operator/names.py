@@ -24,10 +24,15 @@ ROLLOUT_LABEL = f"{GROUP}/canaryrollout"  # on a canary LLMDeployment: the rollo
 EVALUATION_OF_LABEL = f"{GROUP}/evaluation-of"  # on an evaluation Job: the rollout it judges
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # a node label, read by the GPU affinity
 
+# Prometheus's name of OWNER_LABEL on a pod's series (the ServiceMonitor keeps the pod's labels).
+OWNER_SERIES_LABEL = "llmops_dev_llmdeployment"
+RETRAINING_NAME = "retraining"  # NAME_LABEL of a retraining workload and its pods
+# Kueue's, on the workloads the operator hands to it: the LocalQueue, and the uid its Workload names.
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
+
 # -- labels that are MLflow tags too (one name for both uses) ---------------------------------------
-# drift/retraining.py and handlers/driftmonitor.py still spell these MONITOR_LABEL/MONITOR_TAG and
-# EVENT_LABEL/EVENT_TAG (same values); they move here with the rewrite of the drift check.
-DRIFT_MONITOR_KEY = f"{GROUP}/driftmonitor"  # a retraining Job's and rollout's label; a check run's tag
+DRIFT_MONITOR_KEY = f"{GROUP}/driftmonitor"  # a retraining workload's and rollout's label; a check run's tag
 DRIFT_EVENT_KEY = f"{GROUP}/drift-event"  # the same, and the tag a trainer puts on its version
 
 # -- MLflow tags ------------------------------------------------------------------------------------
@@ -64,6 +69,9 @@ INFERENCE_POOL_READY = "InferencePoolReady"
 PAUSED = "Paused"
 PROMOTED = "Promoted"
 ROLLED_BACK = "RolledBack"
+DRIFTED = "Drifted"
+REPORTED = "Reported"
+RETRAINED = "Retrained"
 
 # -- condition reasons (and Event reasons of the same name) -----------------------------------------
 INVALID_SPEC = "InvalidSpec"
@@ -114,6 +122,28 @@ METRICS_UNAVAILABLE = "MetricsUnavailable"
 EVALUATION_FAILED = "EvaluationFailed"  # RolledBack's reason: the evaluation gate said no
 EVALUATION_INCONCLUSIVE = "EvaluationInconclusive"  # pausedReason: no verdict (judge away, Job failed)
 INVALID_EVALUATION = "InvalidEvaluation"  # the dataset cannot be read
+# DriftMonitor: the check
+CHECKED = "Checked"
+DRIFT = "Drift"
+NO_DRIFT = "NoDrift"
+QUERY_FAILED = "QueryFailed"
+INVALID_DATASET = "InvalidDataset"
+DATASET_NOT_FOUND = "DatasetNotFound"
+LOGGED = "Logged"
+ENGINE_NOT_INSTALLED = "EngineNotInstalled"
+# DriftMonitor: the retraining and its rollout
+QUEUED = "Queued"
+JOB_RUNNING = "JobRunning"
+JOB_SUCCEEDED = "JobSucceeded"
+JOB_FAILED = "JobFailed"
+WAITING_FOR_MODEL_VERSION = "WaitingForModelVersion"
+ROLLOUT_CREATED = "RolloutCreated"
+# DriftMonitor: Events
+DRIFT_DETECTED = "DriftDetected"
+DRIFT_ENDED = "DriftEnded"
+RETRAINING_STARTED = "RetrainingStarted"
+RETRAINING_SUCCEEDED = "RetrainingSucceeded"
+RETRAINING_FAILED = "RetrainingFailed"
 # CanaryRollout: Events
 STARTED = "Started"
 EVALUATION_STARTED = "EvaluationStarted"

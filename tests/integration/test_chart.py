@@ -91,6 +91,57 @@ def test_rbac_is_least_privilege_without_wildcards() -> None:
                     assert "secrets" not in rule["resources"], "the operator reads no Secret"
 
 
+def engine_rules(*values: str) -> dict[str, list[str]]:
+    """The operator's verbs on the retraining engines' kinds, as the chart renders them."""
+    role = next(
+        doc
+        for doc in render("llmops-system", *values)
+        if doc["kind"] == "ClusterRole" and doc["metadata"]["name"] == "llmops-llmops-operator"
+    )
+    engine_kinds = {"jobs", "jobsets", "workloads"}
+    return {
+        f"{resource}.{rule['apiGroups'][0]}": rule["verbs"]
+        for rule in role["rules"]
+        for resource in rule["resources"]
+        if resource in engine_kinds
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([], {"jobs.batch": ["get", "create", "delete"]}),
+        (
+            ["--set", "retraining.engines={Job,JobSet}"],
+            {
+                "jobs.batch": ["get", "create", "delete"],
+                "jobsets.jobset.x-k8s.io": ["get", "create", "delete"],
+            },
+        ),
+        (
+            ["--set", "retraining.engines={JobSet}", "--set", "retraining.kueue=true"],
+            {"jobsets.jobset.x-k8s.io": ["get", "create", "delete"], "workloads.kueue.x-k8s.io": ["list"]},
+        ),
+        (["--set", "retraining.engines=null"], {}),
+    ],
+)
+def test_rbac_grants_exactly_the_verbs_of_the_enabled_engines(
+    values: list[str], expected: dict[str, list[str]]
+) -> None:
+    assert engine_rules(*values) == expected
+    unknown = helm(
+        "template",
+        "x",
+        str(CHART),
+        "--kube-version",
+        KUBE_VERSION,
+        "--set",
+        "retraining.engines={RayJob}",
+        check=False,
+    )
+    assert unknown.returncode != 0 and "retraining/engines" in unknown.stderr
+
+
 @pytest.mark.parametrize("values", ["default", "full"])
 def test_every_rendered_manifest_is_accepted_by_the_api_server(
     cluster: Cluster, namespace: str, monitoring_crds: None, values: str

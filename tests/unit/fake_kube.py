@@ -1,6 +1,6 @@
 """A recording stand-in for kube.Kube: objects in a dict, every write in a list, no HTTP.
 
-It overrides the verbs kube.py offers (get, apply, replace, merge_patch, create, delete,
+It overrides the verbs kube.py offers (get, select, apply, replace, merge_patch, create, delete,
 post_event, crd_exists); the helpers built on them (scale, patch_status, write_status) run as
 they do against a cluster. A controller that builds an API path itself reaches ``request`` and
 fails the test: kube.py is the only place that knows paths.
@@ -31,8 +31,11 @@ def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 
 
 class FakeKube(Kube):
-    def __init__(self, *objects: dict[str, Any], crds: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, *objects: dict[str, Any], crds: tuple[str, ...] = (), refuse: dict[str, Exception] | None = None
+    ) -> None:
         self.objects: dict[Key, dict[str, Any]] = {}
+        self.refuse = dict(refuse or {})  # kind -> what the API server answers a create of it
         self.writes: list[tuple[str, str, str]] = []  # (verb, kind, name)
         self.events: list[tuple[str, str, str]] = []  # (type, reason, message)
         self.crds = set(crds)
@@ -100,7 +103,19 @@ class FakeKube(Kube):
             merged["metadata"]["generation"] = int(live["metadata"].get("generation") or 1) + 1
         return self.put(merged)
 
+    def select(self, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        wanted = dict(term.split("=", 1) for term in label_selector.split(","))
+        return [
+            copy.deepcopy(obj)
+            for (found_kind, found_namespace, _), obj in self.objects.items()
+            if found_kind == kind
+            and found_namespace == namespace
+            and wanted.items() <= (obj["metadata"].get("labels") or {}).items()
+        ]
+
     def create(self, obj: dict[str, Any]) -> bool:
+        if obj["kind"] in self.refuse:
+            raise self.refuse[obj["kind"]]
         if self._key(obj) in self.objects:
             return False
         self.writes.append(("create", obj["kind"], obj["metadata"]["name"]))

@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from kubernetes.client import ApiException
 
-from llmops_operator.api.driftmonitor import DriftMonitorSpec, DriftMonitorStatus, RetrainingSpec
-from llmops_operator.config import Settings
+from llmops_operator.api.driftmonitor import RetrainingSpec
 from llmops_operator.crdgen import schema_for
-from llmops_operator.drift.check import Verdict
-from llmops_operator.handlers.driftmonitor import DriftMonitorController
-from llmops_operator.retraining import ENGINES, QUEUE_LABEL, TrainerContext, engine_for, render
+from llmops_operator.names import QUEUE_LABEL
+from llmops_operator.retraining import ENGINES, TrainerContext, engine_for, render
 from llmops_operator.retraining.base import queued_message
 
 MONITOR = {
@@ -210,99 +206,3 @@ def test_kueues_reason_is_what_a_queued_workload_reports() -> None:
 def test_every_engine_in_the_table_is_in_the_crds_enum() -> None:
     enum = RetrainingSpec.model_json_schema()["properties"]["engine"]["enum"]
     assert sorted(enum) == sorted(ENGINES)
-
-
-class RecordingKube:
-    """Answers the engine's REST calls from a dict; a POST may be made to fail."""
-
-    def __init__(self, fail: ApiException | None = None) -> None:
-        self.fail = fail
-        self.objects: dict[str, dict[str, Any]] = {}
-        self.deleted: list[str] = []
-
-    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        return None
-
-    def request(self, method: str, path: str, query: Any = None, body: Any = None, **_: Any) -> Any:
-        if method == "POST":
-            if self.fail is not None:
-                raise self.fail
-            self.objects[f"{path}/{body['metadata']['name']}"] = body
-            return body
-        if method == "DELETE":
-            self.deleted.append(path)
-            return {}
-        if path in self.objects:
-            return self.objects[path]
-        raise ApiException(status=404, reason="Not Found")
-
-
-def start(
-    kube: RecordingKube, spec_fields: dict[str, Any], status: dict[str, Any] | None = None
-) -> tuple[str, dict[str, Any], list[tuple[str, str, str, str]]]:
-    spec = DriftMonitorSpec.model_validate(
-        {
-            "targetRef": {"name": "llama"},
-            "baseline": {"relative": {"offset": "168h", "duration": "1h"}},
-            "features": [{"name": "ttft", "source": {"histogram": {"metric": "ttft_seconds"}}}],
-            "retraining": spec_fields,
-        }
-    )
-    conditions: list[tuple[str, str, str, str]] = []
-    updates: dict[str, Any] = {}
-    controller = DriftMonitorController(Settings(), kube)  # type: ignore[arg-type]
-    held = controller._start_job(
-        MONITOR,
-        spec,
-        DriftMonitorStatus.model_validate(status or {}),
-        "ev2",
-        Verdict(features=[], drifted=["ttft"], no_data=[]),
-        CONTEXT.windows,
-        "",
-        datetime(2026, 3, 1, 12, 0, tzinfo=UTC),
-        updates,
-        [],
-        lambda *c: conditions.append(c),
-    )
-    return held, updates, conditions
-
-
-def test_an_engine_that_is_not_installed_is_ready_false_and_nothing_is_recorded() -> None:
-    kube = RecordingKube(fail=ApiException(status=404, reason="Not Found"))
-    held, updates, conditions = start(kube, {"engine": "JobSet", **SHORT})
-    assert conditions[0][:3] == ("Ready", "False", "EngineNotInstalled")
-    assert "not installed" in held and "lastRetraining" not in updates
-
-
-def test_a_template_the_api_server_rejects_is_invalid_spec_with_its_message() -> None:
-    error = ApiException(status=422, reason="Unprocessable Entity")
-    error.body = json.dumps(
-        {"message": 'Job.batch "x" is invalid: spec.template.spec.containers: Required value'}
-    )
-    held, updates, conditions = start(RecordingKube(fail=error), SHORT)
-    assert conditions[0][:3] == ("Ready", "False", "InvalidSpec")
-    assert "spec.template.spec.containers: Required value" in conditions[0][3]
-    assert "lastRetraining" not in updates and "invalid" in held
-
-
-def test_a_queued_workload_is_pending_and_forbid_creates_nothing_beside_it() -> None:
-    kube = RecordingKube()
-    held, updates, _ = start(kube, {"queueName": "gpus", **SHORT})
-    assert updates["lastRetraining"]["result"] == "Pending" and "queued" in held
-    (created,) = kube.objects.values()
-    assert created["spec"]["suspend"] is True and created["metadata"]["labels"][QUEUE_LABEL] == "gpus"
-    earlier = {
-        "driftEventId": "ev1",
-        "lastRetraining": {"jobName": "old", "driftEventId": "ev1", "result": "Pending"},
-    }
-    kube = RecordingKube()
-    held, updates, _ = start(kube, {"queueName": "gpus", "cooldown": "0s", **SHORT}, earlier)
-    assert kube.objects == {} and "queued" in held and "Forbid" in held
-
-
-def test_replace_deletes_the_queued_workload_on_its_engine() -> None:
-    kube = RecordingKube()
-    earlier = {"lastRetraining": {"jobName": "old", "driftEventId": "ev1", "result": "Pending"}}
-    start(kube, {"engine": "JobSet", "concurrencyPolicy": "Replace", "cooldown": "0s", **SHORT}, earlier)
-    assert kube.deleted == ["/apis/jobset.x-k8s.io/v1alpha2/namespaces/ns/jobsets/old"]
-    assert len(kube.objects) == 1

@@ -52,9 +52,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [inference.networking.k8s.io]
   resources: [inferencepools]
   verbs: [list, watch, create, patch, delete]
+{{- if has "Job" .Values.retraining.engines }}
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, create, delete]
+{{- end }}
+{{- if has "JobSet" .Values.retraining.engines }}
+- apiGroups: [jobset.x-k8s.io]
+  resources: [jobsets]
+  verbs: [get, create, delete]
+{{- end }}
+{{- if .Values.retraining.kueue }}
+- apiGroups: [kueue.x-k8s.io]
+  resources: [workloads]
+  verbs: [list]
+{{- end }}
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get]

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from numpy.typing import NDArray
 
+from .. import names
 from ..api.driftmonitor import DriftMonitorSpec, DriftPolicy, FeatureCheck, FeatureResult, FeatureSpec
 from ..durations import parse_duration
 from ..metrics import MetricsProvider
@@ -18,11 +19,11 @@ from ..statistics.drift import DEFAULT_FLOORS, FeatureVerdict, TestName, judge_f
 from ..statistics.drift_types import PastCheck
 from ..statistics.drift_types import pattern as drift_pattern
 from ..statistics.histogram import Histogram
+from ..timestamps import format_time, seconds_since
 from .datasets import Columns, column
 
 P_VALUE_TESTS = ("ks", "chiSquare")  # whose threshold is a significance level, not a distance
 HISTORY_LENGTH = 10  # checks kept per feature in status
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 Observation = Histogram | NDArray[np.float64]
 
@@ -41,7 +42,7 @@ class Window:
 
 
 def _stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(moment)
 
 
 def windows(spec: DriftMonitorSpec, now: datetime) -> tuple[Window | None, Window]:
@@ -63,7 +64,7 @@ def feature_query(feature: FeatureSpec, namespace: str, target: str, window: Win
     pod labels). A query source: the user's PromQL with ``{{namespace}}`` and ``{{target}}``."""
     if feature.source.histogram is not None:
         metric = feature.source.histogram.metric
-        selector = f'namespace="{namespace}",llmops_dev_llmdeployment="{target}"'
+        selector = f'namespace="{namespace}",{names.OWNER_SERIES_LABEL}="{target}"'
         return f"sum by (le) (increase({metric}_bucket{{{selector}}}[{window.seconds}s]))"
     assert feature.source.query is not None  # the CRD requires exactly one source
     return render_query(feature.source.query.promql, {"namespace": namespace, "target": target})
@@ -168,7 +169,7 @@ def _past_checks(previous: FeatureResult | None, now: datetime) -> list[PastChec
     checks = []
     for entry in previous.history:
         ratio = (entry.statistic or 0.0) / entry.threshold if entry.threshold else 0.0
-        seconds = (now - datetime.strptime(entry.time, TIME_FORMAT).replace(tzinfo=UTC)).total_seconds()
+        seconds = seconds_since(entry.time, now)
         direction = int(np.sign(entry.location_shift))
         checks.append(PastCheck(seconds, ratio, entry.drifted, entry.drift_change, direction))
     return checks
@@ -199,7 +200,7 @@ def _result(
     if not verdict.no_data:
         history.append(
             FeatureCheck(
-                time=now.strftime(TIME_FORMAT),
+                time=format_time(now),
                 statistic=_rounded(verdict.statistic),
                 threshold=_rounded(verdict.threshold),
                 drifted=verdict.drifted,

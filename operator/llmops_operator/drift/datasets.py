@@ -18,6 +18,10 @@ from numpy.typing import NDArray
 Columns = dict[str, NDArray[np.float64]]
 
 
+class DatasetNotFound(Exception):
+    """The ConfigMap or key named as the reference dataset does not exist (yet)."""
+
+
 class DatasetError(ValueError):
     """The dataset cannot be read as numeric columns."""
 

@@ -1,22 +1,28 @@
 """DriftMonitor controller: every ``interval``, baseline against current window per feature from
-Prometheus histograms; on drift, one retraining Job per drift episode, within cooldown and the
-concurrency policy. All state (the episode id, the last Job) lives in status.
+Prometheus histograms; on drift, one retraining workload per drift episode, within cooldown and the
+concurrency policy. All state (the episode id, the last workload) lives in status.
+
+Each step reads (Prometheus, the reference dataset, the engine's workload, MLflow), asks the pure
+decisions of drift/episode.py, and writes what they answer through kube.py.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import kopf
 from kubernetes.client import ApiException
 from pydantic import ValidationError
 
-from .. import API_VERSION, GROUP, VERSION, lazy, telemetry
-from ..api.common import validation_message
+from .. import GROUP, VERSION, names, telemetry
 from ..api.driftmonitor import DriftMonitor, DriftMonitorSpec, DriftMonitorStatus, RetrainingRun
-from ..conditions import set_condition, status_changes
+from ..conditions import ConditionStatus, invalid_spec_status, set_condition
 from ..config import Settings
+from ..drift import check, episode
+from ..drift.datasets import Columns, DatasetError, DatasetNotFound, parse_dataset
+from ..drift.report import render_report
 from ..durations import parse_duration
 from ..kube import Kube, api_error_text
 from ..metrics import MetricsUnavailable, QueryFailed, provider_for
@@ -29,21 +35,27 @@ from ..registry.mlflow import (
     find_version_by_tag,
     log_run,
 )
-from ..retraining import EVENT_LABEL, MONITOR_LABEL, TrainerContext, engine_for, render
-from ..retraining import base as engines
+from ..retraining import TrainerContext, engine_for, kueue_selector, queued_message, render
+from ..timestamps import format_time, seconds_since
+from ..timestamps import now as now_utc
 
-if TYPE_CHECKING:  # numpy and the statistics load with the first check (lazy.py), not at start
-    from ..drift import check
-    from ..drift.datasets import Columns
-
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-EVENT_TAG = f"{GROUP}/drift-event"  # the tag a trainer puts on the version it registers
-MONITOR_TAG = f"{GROUP}/driftmonitor"
 REPORT_FILE = "drift-report.html"
+Observed = dict[str, tuple[check.Observation, check.Observation]]
+# What stops a check before a verdict: the exceptions, the reason, and the Ready message's prefix.
+UNAVAILABLE: list[tuple[tuple[type[Exception], ...], str, str]] = [
+    ((MetricsUnavailable,), names.METRICS_UNAVAILABLE, ""),
+    ((QueryFailed, TemplateError), names.QUERY_FAILED, "Prometheus refused a feature's query: "),
+    ((DatasetError,), names.INVALID_DATASET, "reference dataset: "),
+    ((DatasetNotFound, ArtifactNotFound), names.DATASET_NOT_FOUND, "reference dataset: "),
+    ((RegistryUnavailable,), names.REGISTRY_UNAVAILABLE, "reference dataset: "),
+]
+COLLECTION_ERRORS = tuple(kind for kinds, _, _ in UNAVAILABLE for kind in kinds)
 
 
-class DatasetNotFound(Exception):
-    """The ConfigMap or key named as the reference dataset does not exist (yet)."""
+def unavailable_conditions(error: Exception) -> list[episode.Condition]:
+    """Ready and Drifted of a check that could not read its windows or its dataset."""
+    reason, prefix = next((r, p) for kinds, r, p in UNAVAILABLE if isinstance(error, kinds))
+    return episode.unavailable(reason, f"{prefix}{error}")
 
 
 def _dataset_text(spec: DriftMonitorSpec) -> str:
@@ -55,15 +67,27 @@ def _dataset_text(spec: DriftMonitorSpec) -> str:
     return f"runs:/{reference.mlflow_artifact.run_id}/{reference.mlflow_artifact.path}"
 
 
-def _parse(stamp: str | None) -> datetime | None:
-    return datetime.strptime(stamp, TIME_FORMAT).replace(tzinfo=UTC) if stamp else None
-
-
 def check_due(spec: DriftMonitorSpec, status: DriftMonitorStatus, generation: int, now: datetime) -> bool:
-    last = _parse(status.last_check_time)
-    if last is None or status.observed_generation != generation:
+    if not status.last_check_time or status.observed_generation != generation:
         return True
-    return (now - last).total_seconds() >= parse_duration(spec.interval)
+    return seconds_since(status.last_check_time, now) >= parse_duration(spec.interval)
+
+
+@dataclass
+class Changes:
+    """What one tick writes: status fields, conditions (set in the order decided) and Events."""
+
+    conditions: list[dict[str, Any]]
+    generation: int
+    updates: dict[str, Any] = field(default_factory=dict)
+    events: list[episode.Event] = field(default_factory=list)
+
+    def condition(self, type_: str, state: ConditionStatus, reason: str, message: str) -> None:
+        self.conditions = set_condition(self.conditions, type_, state, reason, message, self.generation)
+
+    def set(self, conditions: list[episode.Condition]) -> None:
+        for condition in conditions:
+            self.condition(*condition)
 
 
 class DriftMonitorController:
@@ -72,37 +96,27 @@ class DriftMonitorController:
         self.kube = kube
         self._artifacts: dict[tuple[str, str, str], Columns] = {}
 
-    def tick(self, body: dict[str, Any]) -> None:
+    def tick(self, body: dict[str, Any], now: datetime | None = None) -> None:
         meta = body["metadata"]
         generation = int(meta.get("generation") or 0)
         current = dict(body.get("status") or {})
-        conditions: list[dict[str, Any]] = list(current.get("conditions") or [])
         try:
             spec = DriftMonitor.model_validate(body).spec
         except ValidationError as error:
-            conditions = set_condition(
-                conditions, "Ready", "False", "InvalidSpec", validation_message(error), generation
-            )
-            self._write(body, current, {"observedGeneration": generation, "conditions": conditions})
+            self.kube.write_status(body, current, invalid_spec_status(current, generation, error))
             return
         status = DriftMonitorStatus.model_validate(current)
-        now = datetime.now(UTC).replace(microsecond=0)
-        events: list[tuple[str, str, str]] = []
-        updates: dict[str, Any] = {"observedGeneration": generation}
-
-        def condition(type_: str, state: Any, reason: str, message: str) -> None:
-            nonlocal conditions
-            conditions = set_condition(conditions, type_, state, reason, message, generation)
-
-        if check_due(spec, status, generation, now):
-            self._check(body, spec, status, now, updates, condition, events)
+        moment = (now or now_utc()).replace(microsecond=0)
+        changes = Changes(list(current.get("conditions") or []), generation)
+        if check_due(spec, status, generation, moment):
+            self._check(body, spec, status, moment, changes)
         if spec.retraining is not None and status.last_retraining is not None:
-            self._follow_job(body, spec, status, updates, condition, events)
+            self._follow(body, spec, status, moment, changes)
             if spec.on_retrained.auto_rollout:
-                self._open_rollout(body, spec, status, updates, condition, events)
-        updates["conditions"] = conditions
-        self._write(body, current, updates)
-        for type_, reason, message in events:
+                self._open_rollout(body, spec, status, changes)
+        desired = {"observedGeneration": generation, **changes.updates, "conditions": changes.conditions}
+        self.kube.write_status(body, current, desired)
+        for type_, reason, message in changes.events:
             self.kube.post_event(body, type_, reason, message)
 
     def _check(
@@ -111,91 +125,43 @@ class DriftMonitorController:
         spec: DriftMonitorSpec,
         status: DriftMonitorStatus,
         now: datetime,
-        updates: dict[str, Any],
-        condition: Any,
-        events: list[tuple[str, str, str]],
+        changes: Changes,
     ) -> None:
-        lazy.load("llmops_operator.drift.check")
-        from ..drift import check
-        from ..drift.datasets import DatasetError
-
+        """Read both windows, judge, log the report, and start this episode's retraining."""
         meta = body["metadata"]
-        provider = provider_for(spec.prometheus, self.settings.prometheus_url)
-        baseline_window, current_window = check.windows(spec, now)
-        updates["lastCheckTime"] = now.strftime(TIME_FORMAT)
-        no_verdict = "no verdict without a baseline and current samples; no retraining"
+        changes.updates["lastCheckTime"] = format_time(now)
         try:
-            dataset = self._dataset(spec, meta["namespace"]) if spec.baseline.dataset is not None else None
-            observed = check.collect(spec, provider, meta["namespace"], now, dataset)
-        except MetricsUnavailable as error:
-            condition("Ready", "False", "MetricsUnavailable", str(error))
-            condition("Drifted", "Unknown", "MetricsUnavailable", no_verdict)
-            return
-        except (QueryFailed, TemplateError) as error:
-            condition("Ready", "False", "QueryFailed", f"Prometheus refused a feature's query: {error}")
-            condition("Drifted", "Unknown", "QueryFailed", no_verdict)
-            return
-        except (DatasetError, DatasetNotFound, ArtifactNotFound) as error:
-            reason = "InvalidDataset" if isinstance(error, DatasetError) else "DatasetNotFound"
-            condition("Ready", "False", reason, f"reference dataset: {error}")
-            condition("Drifted", "Unknown", reason, no_verdict)
-            return
-        except RegistryUnavailable as error:
-            condition("Ready", "False", "RegistryUnavailable", f"reference dataset: {error}")
-            condition("Drifted", "Unknown", "RegistryUnavailable", no_verdict)
+            observed = self._observe(spec, meta["namespace"], now)
+        except COLLECTION_ERRORS as error:
+            changes.set(unavailable_conditions(error))
             return
         verdict = check.judge(spec, observed, status.features, now)  # history: the last status
         drifting = check.is_drift(spec, verdict)
         telemetry.drift_checked(meta["namespace"], meta["name"], verdict.features, drifting)
-        updates["features"] = [f.model_dump(mode="json", by_alias=True) for f in verdict.features]
-        condition("Ready", "True", "Checked", f"checked {len(spec.features)} features")
-        event_id = (status.drift_event_id or check.drift_event_id(meta["uid"], now)) if drifting else ""
-        baseline_text = baseline_window.text() if baseline_window is not None else _dataset_text(spec)
-        report_uri = self._report(
-            body, verdict, observed, baseline_text, current_window.text(), event_id, condition
-        )
-        updates["reportUri"] = report_uri
-        drifted_before = status.drift_event_id != ""
-        if drifting:
-            held = ""
-            if spec.retraining is not None:
-                windows = (baseline_text, current_window.text())
-                held = self._start_job(
-                    body,
-                    spec,
-                    status,
-                    event_id,
-                    verdict,
-                    windows,
-                    report_uri,
-                    now,
-                    updates,
-                    events,
-                    condition,
-                )
-            condition("Drifted", "True", "Drift", verdict.summary() + (f"; {held}" if held else ""))
-            updates["driftEventId"] = event_id
-            if not drifted_before:
-                events.append(("Warning", "DriftDetected", f"{verdict.summary()} (event {event_id})"))
-        elif verdict.no_data:
-            condition("Drifted", "Unknown", "NoData", verdict.summary())
-        else:
-            condition("Drifted", "False", "NoDrift", verdict.summary())
-            updates["driftEventId"] = ""
-            if drifted_before:
-                events.append(
-                    (
-                        "Normal",
-                        "DriftEnded",
-                        f"drift event {status.drift_event_id} ended: {verdict.summary()}",
-                    )
-                )
+        changes.updates["features"] = [f.model_dump(mode="json", by_alias=True) for f in verdict.features]
+        changes.condition(names.READY, "True", names.CHECKED, f"checked {len(spec.features)} features")
+        decided = episode.episode(verdict, drifting, status.drift_event_id, meta["uid"], now)
+        baseline_window, current_window = check.windows(spec, now)
+        windows = (baseline_window.text() if baseline_window else _dataset_text(spec), current_window.text())
+        report_uri = self._report(body, verdict, observed, windows, decided.event_id, changes)
+        changes.updates["reportUri"] = report_uri
+        if decided.event_id and spec.retraining is not None:
+            context = self._context(body, spec, decided.event_id, verdict, windows, report_uri)
+            decided = decided.held(self._retrain(body, spec, status, context, now, changes))
+        changes.condition(*decided.drifted)
+        if decided.drift_event_id is not None:
+            changes.updates["driftEventId"] = decided.drift_event_id
+        if decided.event is not None:
+            changes.events.append(decided.event)
+
+    def _observe(self, spec: DriftMonitorSpec, namespace: str, now: datetime) -> Observed:
+        provider = provider_for(spec.prometheus, self.settings.prometheus_url)
+        dataset = self._dataset(spec, namespace) if spec.baseline.dataset is not None else None
+        return check.collect(spec, provider, namespace, now, dataset)
 
     def _dataset(self, spec: DriftMonitorSpec, namespace: str) -> Columns:
         """A ConfigMap is read at every check (it may be edited); an MLflow artifact is immutable,
         so it is downloaded once per operator process."""
-        from ..drift.datasets import parse_dataset
-
         reference = spec.baseline.dataset
         assert reference is not None
         if reference.config_map is not None:
@@ -223,224 +189,202 @@ class DriftMonitorController:
         self,
         body: dict[str, Any],
         verdict: check.Verdict,
-        observed: dict[str, tuple[check.Observation, check.Observation]],
-        baseline: str,
-        current: str,
+        observed: Observed,
+        windows: tuple[str, str],
         event_id: str,
-        condition: Any,
+        changes: Changes,
     ) -> str:
         """Every check is an MLflow run in the monitor's experiment: per-feature metrics and the
         report. MLflow being away costs the report, never the verdict."""
-        from ..drift.report import render_report
-
         meta = body["metadata"]
         monitor = f"{meta['namespace']}/{meta['name']}"
         experiment = f"driftmonitor/{monitor}"
-        metrics: dict[str, float] = {"drifted_features": float(len(verdict.drifted))}
-        for result in verdict.features:
-            if result.statistic is not None:
-                metrics[f"{result.name}/statistic"] = result.statistic
-                metrics[f"{result.name}/drifted"] = float(result.drifted)
-            if result.p_value is not None:
-                metrics[f"{result.name}/p_value"] = result.p_value
-        tags = {MONITOR_TAG: monitor, **({EVENT_TAG: event_id} if event_id else {})}
-        params = {"baseline": baseline, "current_window": current}
-        params.update({f"{r.name}/test": f"{r.test} {r.threshold}" for r in verdict.features})
+        baseline, current = windows
         report = render_report(f"Drift check of {monitor}", verdict, observed, baseline, current)
         try:
             run_id = log_run(
                 self.settings.mlflow_tracking_uri,
                 experiment,
                 f"check-{current.split('/')[1]}",
-                tags=tags,
-                params=params,
-                metrics=metrics,
+                tags=check_tags(monitor, event_id),
+                params=check_params(verdict, windows),
+                metrics=check_metrics(verdict),
                 texts={REPORT_FILE: report},
             )
         except RegistryUnavailable as error:
-            condition("Reported", "False", "RegistryUnavailable", f"no report for this check: {error}")
+            message = f"no report for this check: {error}"
+            changes.condition(names.REPORTED, "False", names.REGISTRY_UNAVAILABLE, message)
             return ""
-        condition("Reported", "True", "Logged", f"MLflow experiment {experiment}, run {run_id}")
+        changes.condition(
+            names.REPORTED, "True", names.LOGGED, f"MLflow experiment {experiment}, run {run_id}"
+        )
         return f"runs:/{run_id}/{REPORT_FILE}"
 
-    def _start_job(
+    def _model_name(self, namespace: str, spec: DriftMonitorSpec) -> str:
+        """The registered model the target serves (its models:/ URI), else the target's name."""
+        target = self.kube.get("LLMDeployment", namespace, spec.target_ref.name) or {}
+        ref = parse_registry_uri(str(((target.get("spec") or {}).get("model") or {}).get("uri", "")))
+        return ref.name if ref is not None else spec.target_ref.name
+
+    def _context(
         self,
         body: dict[str, Any],
         spec: DriftMonitorSpec,
-        status: DriftMonitorStatus,
         event_id: str,
         verdict: check.Verdict,
         windows: tuple[str, str],
         report_uri: str,
-        now: datetime,
-        updates: dict[str, Any],
-        events: list[tuple[str, str, str]],
-        condition: Any,
-    ) -> str:
-        """One workload per drift episode, on the monitor's engine, and none inside the cooldown
-        or beside a queued or running one (Forbid). Returns why retraining is held back, for the
-        Drifted condition; empty when it is not."""
-        from ..drift import check
-
-        assert spec.retraining is not None
+    ) -> TrainerContext:
         meta = body["metadata"]
-        engine = engine_for(spec.retraining.engine)
-        last = status.last_retraining
-        if last is not None and last.drift_event_id == event_id:
-            return ""  # this episode already has its workload
-        if last is not None:
-            started = _parse(last.start_time)
-            cooldown = parse_duration(spec.retraining.cooldown)
-            if started is not None and (now - started).total_seconds() < cooldown:
-                until = (started + timedelta(seconds=cooldown)).strftime(TIME_FORMAT)
-                return f"retraining held by the cooldown until {until} (last {engine.kind} {last.job_name})"
-            if last.result in ("", "Pending", "Running"):
-                if spec.retraining.concurrency_policy == "Forbid":
-                    state = "queued" if last.result == "Pending" else "still running"
-                    held = f"{engine.kind} {last.job_name} is {state}"
-                    return f"retraining held: {held} (concurrencyPolicy Forbid)"
-                engines.delete(self.kube, engine, meta["namespace"], last.job_name)  # Replace
-        name = check.job_name(meta["name"], event_id)
-        target = self.kube.get("LLMDeployment", meta["namespace"], spec.target_ref.name) or {}
-        uri = str(((target.get("spec") or {}).get("model") or {}).get("uri", ""))
-        ref = parse_registry_uri(uri)
-        context = TrainerContext(
-            name=name,
+        return TrainerContext(
+            name=check.job_name(meta["name"], event_id),
             event_id=event_id,
             drifted=verdict.drifted,
             windows=windows,
             report_uri=report_uri,
             tracking_uri=self.settings.mlflow_tracking_uri,
-            model_name=ref.name if ref is not None else spec.target_ref.name,
+            model_name=self._model_name(meta["namespace"], spec),
         )
-        workload = render(engine, body, spec.retraining, context)
-        try:
-            created = engines.create(self.kube, engine, workload)
-        except ApiException as error:
-            if error.status == 404:
-                message = f"engine {engine.kind} ({engine.api_version}) is not installed in the cluster"
-                condition("Ready", "False", "EngineNotInstalled", message)
-                return f"retraining held: {message}"
-            if error.status in (400, 422):
-                message = f"the API server rejected the {engine.kind}: {api_error_text(error)}"
-                condition("Ready", "False", "InvalidSpec", message)
-                return "retraining held: its template is invalid"
-            raise
-        queued = spec.retraining.queue_name
-        updates["lastRetraining"] = RetrainingRun(
-            job_name=name,
-            drift_event_id=event_id,
-            start_time=now.strftime(TIME_FORMAT),
-            result="Pending" if queued else "Running",
-        ).model_dump(mode="json", by_alias=True, exclude_none=True)
-        if created:
-            telemetry.retraining(meta["namespace"], meta["name"], "started")
-            events.append(("Normal", "RetrainingStarted", f"{engine.kind} {name} for drift event {event_id}"))
-        return f"retraining {engine.kind} {name} queued in Kueue LocalQueue {queued}" if queued else ""
 
-    def _follow_job(
+    def _retrain(
         self,
         body: dict[str, Any],
         spec: DriftMonitorSpec,
         status: DriftMonitorStatus,
-        updates: dict[str, Any],
-        condition: Any,
-        events: list[tuple[str, str, str]],
+        context: TrainerContext,
+        now: datetime,
+        changes: Changes,
+    ) -> str:
+        """This episode's workload on the monitor's engine, when episode.may_start allows it.
+        Returns the note for the Drifted message: why retraining is held back, or that it is queued."""
+        assert spec.retraining is not None
+        namespace = body["metadata"]["namespace"]
+        engine = engine_for(spec.retraining.engine)
+        decision = episode.may_start(
+            spec.retraining, status.last_retraining, context.event_id, engine.kind, now
+        )
+        if isinstance(decision, episode.Hold):
+            return decision.message
+        if decision.replace is not None:
+            self.kube.delete(engine.kind, namespace, decision.replace)
+        try:
+            created = self.kube.create(render(engine, body, spec.retraining, context))
+        except ApiException as error:
+            answer = episode.refused(engine.kind, engine.api_version, error.status, api_error_text(error))
+            if answer is None:
+                raise
+            changes.condition(*answer[0])
+            return answer[1]
+        queue = spec.retraining.queue_name
+        changes.updates["lastRetraining"] = episode.started(context.name, context.event_id, now, queue)
+        if created:
+            telemetry.retraining(namespace, body["metadata"]["name"], "started")
+            message = f"{engine.kind} {context.name} for drift event {context.event_id}"
+            changes.events.append(("Normal", names.RETRAINING_STARTED, message))
+        return episode.queued_note(engine.kind, context.name, queue)
+
+    def _follow(
+        self,
+        body: dict[str, Any],
+        spec: DriftMonitorSpec,
+        status: DriftMonitorStatus,
+        now: datetime,
+        changes: Changes,
     ) -> None:
-        """Maps the engine's status to lastRetraining and Retrained; a queued workload reports
-        Kueue's reason for not admitting it yet."""
+        """Reads the engine's workload (and Kueue's Workload while it is queued) and records what
+        episode.follow makes of it."""
         assert spec.retraining is not None
         run = status.last_retraining
-        if run is None or run.result in ("Succeeded", "Failed") or "lastRetraining" in updates:
+        if run is None or run.result in ("Succeeded", "Failed") or "lastRetraining" in changes.updates:
             return
+        meta = body["metadata"]
         engine = engine_for(spec.retraining.engine)
-        workload = engines.get(self.kube, engine, body["metadata"]["namespace"], run.job_name)
+        workload = self.kube.get(engine.kind, meta["namespace"], run.job_name)
         progress = engine.progress(workload)
-        what = f"{engine.kind} {run.job_name}"
-        if progress.result == "Pending" and workload is not None:
-            why = engines.queued_message(engines.kueue_workload(self.kube, workload))
-            condition("Retrained", "Unknown", "Queued", f"{what} is queued: {why}")
-        if progress.result == run.result:
-            return
-        finished = dict(run.model_dump(mode="json", by_alias=True, exclude_none=True), result=progress.result)
-        if progress.result in ("Succeeded", "Failed"):
-            finished["completionTime"] = progress.completion_time or datetime.now(UTC).strftime(TIME_FORMAT)
-        updates["lastRetraining"] = finished
-        if progress.result in ("Succeeded", "Failed"):
-            telemetry.retraining(
-                body["metadata"]["namespace"], body["metadata"]["name"], progress.result.lower()
-            )
-        if progress.result == "Failed":
-            condition("Retrained", "False", "JobFailed", f"{what} failed; it is not retried")
-            events.append(("Warning", "RetrainingFailed", f"{what} failed; it is not retried"))
-        elif progress.result == "Succeeded":
-            condition("Retrained", "True", "JobSucceeded", f"{what} succeeded")
-            events.append(("Normal", "RetrainingSucceeded", f"{what} succeeded"))
-        elif progress.result == "Running":
-            condition("Retrained", "Unknown", "JobRunning", f"{what} is running")
+        why = self._queued_why(workload) if progress.result == "Pending" and workload is not None else None
+        followed = episode.follow(run, progress, engine.kind, why, now)
+        if followed.last_retraining is not None:
+            changes.updates["lastRetraining"] = followed.last_retraining
+        if followed.finished is not None:
+            telemetry.retraining(meta["namespace"], meta["name"], followed.finished)
+        changes.set(followed.conditions)
+        changes.events.extend(followed.events)
+
+    def _queued_why(self, workload: dict[str, Any]) -> str:
+        """Kueue's reason for holding a workload; Kueue's Workloads unreadable count as not there."""
+        try:
+            found = self.kube.select("Workload", workload["metadata"]["namespace"], kueue_selector(workload))
+        except ApiException as error:
+            if error.status not in (403, 404):
+                raise
+            found = []
+        return queued_message(found[0] if found else None)
 
     def _open_rollout(
-        self,
-        body: dict[str, Any],
-        spec: DriftMonitorSpec,
-        status: DriftMonitorStatus,
-        updates: dict[str, Any],
-        condition: Any,
-        events: list[tuple[str, str, str]],
+        self, body: dict[str, Any], spec: DriftMonitorSpec, status: DriftMonitorStatus, changes: Changes
     ) -> None:
-        """The version the Job registered (found by its drift-event tag) goes out as a canary."""
-        run = RetrainingRun.model_validate(updates.get("lastRetraining") or status.last_retraining)
+        """The version the trainer registered (found by its drift-event tag) goes out as a canary."""
+        run = RetrainingRun.model_validate(changes.updates.get("lastRetraining") or status.last_retraining)
         if run.result != "Succeeded" or run.rollout_name:
             return
         meta = body["metadata"]
-        target = self.kube.get("LLMDeployment", meta["namespace"], spec.target_ref.name) or {}
-        ref = parse_registry_uri(str(((target.get("spec") or {}).get("model") or {}).get("uri", "")))
-        model_name = ref.name if ref is not None else spec.target_ref.name
+        model_name = self._model_name(meta["namespace"], spec)
+        tag = names.DRIFT_EVENT_KEY
         try:
             version = find_version_by_tag(
-                model_name, EVENT_TAG, run.drift_event_id, self.settings.mlflow_tracking_uri
+                model_name, tag, run.drift_event_id, self.settings.mlflow_tracking_uri
             )
         except RegistryUnavailable as error:
-            condition("Retrained", "False", "RegistryUnavailable", str(error))
+            changes.condition(names.RETRAINED, "False", names.REGISTRY_UNAVAILABLE, str(error))
             return
         if version is None:
-            message = f"no version of {model_name} tagged {EVENT_TAG}={run.drift_event_id} yet"
-            condition("Retrained", "False", "WaitingForModelVersion", message)
+            message = f"no version of {model_name} tagged {tag}={run.drift_event_id} yet"
+            changes.condition(names.RETRAINED, "False", names.WAITING_FOR_MODEL_VERSION, message)
             return
-        name = f"{spec.target_ref.name[:40]}-retrained-{run.drift_event_id}"
-        rollout_spec: dict[str, Any] = {
-            "targetRef": {"name": spec.target_ref.name},
-            "canary": {"model": {"uri": f"models:/{model_name}/{version}"}},
-        }
-        if spec.on_retrained.evaluation is not None:  # the retrained version is evaluated first
-            evaluation = spec.on_retrained.evaluation
-            rollout_spec["evaluation"] = evaluation.model_dump(mode="json", by_alias=True, exclude_none=True)
-        rollout = {
-            "apiVersion": API_VERSION,
-            "kind": "CanaryRollout",
-            "metadata": {
-                "name": name,
-                "namespace": meta["namespace"],
-                "labels": {MONITOR_LABEL: meta["name"], EVENT_LABEL: run.drift_event_id},
-            },
-            "spec": rollout_spec,
-        }
+        evaluation = spec.on_retrained.evaluation
+        rollout = episode.retrained_rollout(
+            meta["namespace"],
+            meta["name"],
+            spec.target_ref.name,
+            model_name,
+            version,
+            run.drift_event_id,
+            None
+            if evaluation is None
+            else evaluation.model_dump(mode="json", by_alias=True, exclude_none=True),
+        )
+        name = rollout["metadata"]["name"]
         if self.kube.create(rollout):
-            events.append(
-                ("Normal", "RolloutCreated", f"CanaryRollout {name} ships {model_name} version {version}")
-            )
-        updates["lastRetraining"] = dict(
+            message = f"CanaryRollout {name} ships {model_name} version {version}"
+            changes.events.append(("Normal", names.ROLLOUT_CREATED, message))
+        changes.updates["lastRetraining"] = dict(
             run.model_dump(mode="json", by_alias=True, exclude_none=True),
             modelVersion=version,
             rolloutName=name,
         )
-        condition("Retrained", "True", "RolloutCreated", f"CanaryRollout {name} ships version {version}")
+        message = f"CanaryRollout {name} ships version {version}"
+        changes.condition(names.RETRAINED, "True", names.ROLLOUT_CREATED, message)
 
-    def _write(self, body: dict[str, Any], current: dict[str, Any], desired: dict[str, Any]) -> None:
-        changes = status_changes(current, desired)
-        if changes:
-            meta = body["metadata"]
-            self.kube.patch_status("DriftMonitor", meta["namespace"], meta["name"], changes)
+
+def check_tags(monitor: str, event_id: str) -> dict[str, str]:
+    return {names.DRIFT_MONITOR_KEY: monitor, **({names.DRIFT_EVENT_KEY: event_id} if event_id else {})}
+
+
+def check_params(verdict: check.Verdict, windows: tuple[str, str]) -> dict[str, str]:
+    params = {"baseline": windows[0], "current_window": windows[1]}
+    params.update({f"{r.name}/test": f"{r.test} {r.threshold}" for r in verdict.features})
+    return params
+
+
+def check_metrics(verdict: check.Verdict) -> dict[str, float]:
+    metrics: dict[str, float] = {"drifted_features": float(len(verdict.drifted))}
+    for result in verdict.features:
+        if result.statistic is not None:
+            metrics[f"{result.name}/statistic"] = result.statistic
+            metrics[f"{result.name}/drifted"] = float(result.drifted)
+        if result.p_value is not None:
+            metrics[f"{result.name}/p_value"] = result.p_value
+    return metrics
 
 
 def register(settings: Settings) -> None:

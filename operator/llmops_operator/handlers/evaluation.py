@@ -31,7 +31,6 @@ from ..names import (
     canary_name,
 )
 from ..registry.mlflow import ArtifactNotFound, RegistryUnavailable, download_text, prepare_run, run_tag
-from ..retraining import base as workloads
 from ..retraining.job import JobEngine
 from ..rollout import evaluation as gate
 from ..rollout import gates
@@ -130,7 +129,7 @@ class EvaluationStage:
         name = job_name(tick.name, key)
         job = evaluation_job(tick.body, self.spec, name, run_id, tick.settings.evaluator_image, tracking)
         try:
-            workloads.create(tick.kube, JOBS, job)
+            tick.kube.create(job)  # an existing Job of this name is this evaluation's, kept
         except ApiException as error:
             return f"cannot create the evaluation Job {name}: {api_error_text(error)}"
         evaluation.phase, evaluation.job_name, evaluation.run_id = "Running", name, run_id
@@ -165,7 +164,7 @@ class EvaluationStage:
         tick, status = self.tick, self.tick.status
         tracking = tick.settings.mlflow_tracking_uri
         try:
-            progress = JOBS.progress(workloads.get(tick.kube, JOBS, tick.namespace, evaluation.job_name))
+            progress = JOBS.progress(tick.kube.get(JOBS.kind, tick.namespace, evaluation.job_name))
             verdict = run_tag(tracking, evaluation.run_id, EVALUATION_TAG)
             document: dict[str, Any] = {}
             if verdict is not None:

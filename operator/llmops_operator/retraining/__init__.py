@@ -5,7 +5,7 @@ Adding an engine is one module with a class like ``JobEngine`` and one entry in 
 
 from __future__ import annotations
 
-from .base import EVENT_LABEL, MONITOR_LABEL, QUEUE_LABEL, Engine, Progress, TrainerContext, render
+from .base import Engine, Progress, TrainerContext, kueue_selector, queued_message, render
 from .job import JobEngine
 from .jobset import JobSetEngine
 
@@ -19,12 +19,11 @@ def engine_for(name: str) -> Engine:
 
 __all__ = [
     "ENGINES",
-    "EVENT_LABEL",
-    "MONITOR_LABEL",
-    "QUEUE_LABEL",
     "Engine",
     "Progress",
     "TrainerContext",
     "engine_for",
+    "kueue_selector",
+    "queued_message",
     "render",
 ]

@@ -1,5 +1,6 @@
 """What every retraining engine shares: the trainer's environment, the operator's labels and
-ownerReference, Kueue's queue label, and reading Kueue's verdict on a queued workload.
+ownerReference, Kueue's queue label, and reading Kueue's verdict on a queued workload. Pure: the
+DriftMonitor controller reads and writes the workloads through kube.py.
 
 An engine only says where its pod templates sit inside its spec, how the short form becomes its
 long one, and how its status reads; everything the user wrote in a template is kept verbatim.
@@ -11,17 +12,8 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from kubernetes.client import ApiException
-
-from .. import API_VERSION, FIELD_MANAGER, GROUP
+from .. import API_VERSION, FIELD_MANAGER, names
 from ..api.driftmonitor import RetrainingSpec, RetrainingTemplate
-from ..kube import Kube
-
-MONITOR_LABEL = f"{GROUP}/driftmonitor"
-EVENT_LABEL = f"{GROUP}/drift-event"
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-KUEUE_JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
-KUEUE_WORKLOADS = "/apis/kueue.x-k8s.io/v1beta2"
 
 Result = Literal["Missing", "Pending", "Running", "Succeeded", "Failed"]
 
@@ -81,10 +73,10 @@ def trainer_env(monitor: dict[str, Any], context: TrainerContext) -> list[dict[s
 
 def operator_labels(monitor: dict[str, Any], event_id: str) -> dict[str, str]:
     return {
-        "app.kubernetes.io/name": "retraining",
-        "app.kubernetes.io/managed-by": FIELD_MANAGER,
-        MONITOR_LABEL: monitor["metadata"]["name"],
-        EVENT_LABEL: event_id,
+        names.NAME_LABEL: names.RETRAINING_NAME,
+        names.MANAGED_BY_LABEL: FIELD_MANAGER,
+        names.DRIFT_MONITOR_KEY: monitor["metadata"]["name"],
+        names.DRIFT_EVENT_KEY: event_id,
     }
 
 
@@ -104,7 +96,7 @@ def render(
     user_meta = dict(template.get("metadata") or {})
     labels = {**(user_meta.get("labels") or {}), **operator_labels(monitor, context.event_id)}
     if retraining.queue_name:
-        labels[QUEUE_LABEL] = retraining.queue_name
+        labels[names.QUEUE_LABEL] = retraining.queue_name
     metadata: dict[str, Any] = {
         "name": context.name,
         "namespace": meta["namespace"],
@@ -136,56 +128,9 @@ def render(
     return {"apiVersion": engine.api_version, "kind": engine.kind, "metadata": metadata, "spec": spec}
 
 
-def path(engine: Engine, namespace: str, name: str | None = None) -> str:
-    group_version = engine.api_version
-    prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
-    return f"{prefix}/namespaces/{namespace}/{engine.plural}" + (f"/{name}" if name else "")
-
-
-def get(kube: Kube, engine: Engine, namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        return dict(kube.request("GET", path(engine, namespace, name)))
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-
-
-def create(kube: Kube, engine: Engine, workload: dict[str, Any]) -> bool:
-    """POST; False when it exists already (a restarted operator creates no second workload).
-    The API server's 400/422 (an invalid template) and 404 (the engine's CRD is not installed)
-    propagate: the create is atomic, so a rejected template leaves no workload behind."""
-    try:
-        kube.request("POST", path(engine, workload["metadata"]["namespace"]), body=workload)
-    except ApiException as error:
-        if error.status == 409:
-            return False
-        raise
-    return True
-
-
-def delete(kube: Kube, engine: Engine, namespace: str, name: str) -> None:
-    try:
-        kube.request("DELETE", path(engine, namespace, name), query=[("propagationPolicy", "Background")])
-    except ApiException as error:
-        if error.status != 404:
-            raise
-
-
-def kueue_workload(kube: Kube, workload: dict[str, Any]) -> dict[str, Any] | None:
-    """Kueue's Workload for a queued workload (found by the job-uid label Kueue puts on it)."""
-    meta = workload["metadata"]
-    query = [("labelSelector", f"{KUEUE_JOB_UID_LABEL}={meta.get('uid', '')}")]
-    try:
-        found = kube.request(
-            "GET", f"{KUEUE_WORKLOADS}/namespaces/{meta['namespace']}/workloads", query=query
-        )
-    except ApiException as error:
-        if error.status in (403, 404):
-            return None
-        raise
-    items = list((found or {}).get("items") or [])
-    return dict(items[0]) if items else None
+def kueue_selector(workload: dict[str, Any]) -> str:
+    """The label selector of Kueue's Workload for a queued workload (Kueue labels it with the uid)."""
+    return f"{names.KUEUE_JOB_UID_LABEL}={workload['metadata'].get('uid', '')}"
 
 
 def queued_message(kueue: dict[str, Any] | None) -> str:
