@@ -22,6 +22,7 @@ SERVES_LABEL = f"{GROUP}/serves"
 CANARY_OF_LABEL = f"{GROUP}/canary-of"  # on a canary LLMDeployment: its stable
 ROLLOUT_LABEL = f"{GROUP}/canaryrollout"  # on a canary LLMDeployment: the rollout that made it
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # a node label, read by the GPU affinity
+GATEWAY_LABEL = f"{GROUP}/llmgateway"  # on every LLMGateway child: the gateway it belongs to
 
 # -- labels that are MLflow tags too (one name for both uses) ---------------------------------------
 # drift/retraining.py and handlers/driftmonitor.py still spell these MONITOR_LABEL/MONITOR_TAG and
@@ -40,6 +41,7 @@ LAST_HANDLED_ANNOTATION = f"{GROUP}/last-handled-configuration"  # kopf's, under
 KUBECTL_LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
 KOPF_PREFIX = GROUP  # kopf's progress and diff-base annotations
 FINALIZER = f"{GROUP}/finalizer"
+CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"  # on a gateway's pods: the config they run
 SCRAPE_ANNOTATION = "prometheus.io/scrape"  # on the Service, for scrapers without ServiceMonitors
 SCRAPE_PORT_ANNOTATION = "prometheus.io/port"
 SCRAPE_PATH_ANNOTATION = "prometheus.io/path"
@@ -53,6 +55,7 @@ SERVICE_MONITOR_READY = "ServiceMonitorReady"
 PAUSED = "Paused"
 PROMOTED = "Promoted"
 ROLLED_BACK = "RolledBack"
+CONFIG_APPLIED = "ConfigApplied"  # LLMGateway: its children carry the config of this generation
 
 # -- condition reasons (and Event reasons of the same name) -----------------------------------------
 INVALID_SPEC = "InvalidSpec"
@@ -108,6 +111,12 @@ PROMOTE = "Promote"
 WEIGHT_SET = "WeightSet"
 COMPLETED = "Completed"
 ALIAS_MOVED = "AliasMoved"
+# LLMGateway
+BACKEND_NOT_FOUND = "BackendNotFound"  # a route's LLMDeployment does not exist
+BACKEND_NOT_READY = "BackendNotReady"
+SECRET_NOT_FOUND = "SecretNotFound"
+ROUTES_READY = "RoutesReady"
+NO_THROUGHPUT = "NoThroughput"  # a self-hosted route served no tokens in the window: no price yet
 
 
 def canary_name(target: str) -> str:

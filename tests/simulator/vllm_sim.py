@@ -124,6 +124,7 @@ class VLLMSimulator:
             buckets=HTTP_DURATION_BUCKETS,
         )
         self._count = 0
+        self.last_prompt = ""
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
@@ -196,6 +197,7 @@ class VLLMSimulator:
             text = " ".join(str(message.get("content", "")) for message in messages)
         else:
             text = str(request.get("prompt", ""))
+        self.last_prompt = text  # as received: tests read what a gateway in front forwarded
         prompt_tokens = len(text.split())
         tokens = max(1, int(request.get("max_tokens") or 16))
         self._check(request, prompt_tokens, tokens)
