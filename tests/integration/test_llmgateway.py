@@ -58,7 +58,7 @@ def gateway(name: str, redis_port: int, primary: int, backup: int) -> dict[str, 
                 {
                     "name": "standard",
                     "external": {**external, "model": "backup", "baseURL": f"http://127.0.0.1:{backup}/v1"},
-                    "price": {"input": str(BACKUP_PRICE[0]), "output": str(BACKUP_PRICE[1])},
+                    "price": {"input": f"{BACKUP_PRICE[0]:.7f}", "output": f"{BACKUP_PRICE[1]:.7f}"},
                 },
             ],
             "fallbacks": [{"route": "premium", "to": ["standard"]}],

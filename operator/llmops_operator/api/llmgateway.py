@@ -272,7 +272,7 @@ class LLMGateway(Resource):
         name_limited_by="its Service (<name>-gateway) is a DNS label of at most 63 characters",
         schema_rules=[
             {
-                "rule": "self.fallbacks.all(f, "
+                "rule": "!has(self.fallbacks) || self.fallbacks.all(f, "
                 + _known("f.route")
                 + " && f.to.all(t, "
                 + _known("t")
@@ -282,7 +282,9 @@ class LLMGateway(Resource):
                 "fieldPath": ".fallbacks",
             },
             {
-                "rule": "self.tenants.all(t, t.routes.all(n, " + _known("n") + "))",
+                "rule": "!has(self.tenants) || self.tenants.all(t, !has(t.routes) || t.routes.all(n, "
+                + _known("n")
+                + "))",
                 "message": "tenants[].routes must name routes of routes[].name",
                 "fieldPath": ".tenants",
             },
@@ -292,12 +294,12 @@ class LLMGateway(Resource):
                 "fieldPath": ".routes",
             },
             {
-                "rule": "self.tenants.all(t, self.tenants.exists_one(u, u.name == t.name))",
+                "rule": "!has(self.tenants) || self.tenants.all(t, self.tenants.exists_one(u, u.name == t.name))",
                 "message": "tenants[].name must be unique",
                 "fieldPath": ".tenants",
             },
             {
-                "rule": "(size(self.tenants) == 0 && !has(self.cache)) || has(self.redis)",
+                "rule": "((!has(self.tenants) || size(self.tenants) == 0) && !has(self.cache)) || has(self.redis)",
                 "message": "tenants and the cache keep their state in Redis: set redis",
                 "fieldPath": ".redis",
             },

@@ -28,8 +28,9 @@ def gpus(deployment: LLMDeploymentSpec) -> int:
 
 def throughput_query(served_model: str, window: str) -> str:
     """Tokens per second the model served over ``window``, both directions."""
-    names = "vllm:prompt_tokens_total|vllm:generation_tokens_total"
-    return f'sum(rate({{__name__=~"{names}", model_name="{served_model}"}}[{window}]))'
+    selector = f'{{model_name="{served_model}"}}'
+    counters = ("vllm:prompt_tokens_total", "vllm:generation_tokens_total")
+    return " + ".join(f"(sum(rate({name}{selector}[{window}])) or vector(0))" for name in counters)
 
 
 def price_per_token(hour_price: float, gpu_count: int, tokens_per_second: float) -> float | None:
