@@ -294,12 +294,14 @@ class LLMGateway(Resource):
                 "fieldPath": ".routes",
             },
             {
-                "rule": "!has(self.tenants) || self.tenants.all(t, self.tenants.exists_one(u, u.name == t.name))",
+                "rule": "!has(self.tenants) || "
+                "self.tenants.all(t, self.tenants.exists_one(u, u.name == t.name))",
                 "message": "tenants[].name must be unique",
                 "fieldPath": ".tenants",
             },
             {
-                "rule": "((!has(self.tenants) || size(self.tenants) == 0) && !has(self.cache)) || has(self.redis)",
+                "rule": "((!has(self.tenants) || size(self.tenants) == 0) && !has(self.cache)) "
+                "|| has(self.redis)",
                 "message": "tenants and the cache keep their state in Redis: set redis",
                 "fieldPath": ".redis",
             },
