@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -84,7 +85,7 @@ def gateway(name: str, redis_port: int, primary: int, backup: int) -> dict[str, 
                     "keywords": [{"keyword": "forbiddenword", "action": "Block"}],
                 }
             },
-            "pricing": {"throughputWindow": "30s", "refreshInterval": "1h"},
+            "pricing": {"throughputWindow": "2m", "refreshInterval": "1h"},
         },
     }
 
@@ -161,9 +162,13 @@ class GatewayReplica:
         )
         try:
             with urllib.request.urlopen(request, timeout=60) as answer:
-                return answer.status, dict(answer.headers), json.loads(answer.read())
+                return answer.status, lower(answer.headers), json.loads(answer.read())
         except urllib.error.HTTPError as error:
-            return error.code, dict(error.headers), json.loads(error.read() or b"{}")
+            return error.code, lower(error.headers), json.loads(error.read() or b"{}")
+
+
+def lower(headers: Any) -> dict[str, str]:
+    return {key.lower(): value for key, value in headers.items()}
 
 
 def prometheus_value(prometheus: PrometheusServer, query: str) -> float:
@@ -180,6 +185,11 @@ def redis_port(tmp_path: Path) -> Iterator[int]:
     subprocess.run([script, "start", str(tmp_path / "redis"), str(port)], check=True, timeout=300)
     yield port
     subprocess.run([script, "stop", str(tmp_path / "redis")], check=True)
+
+
+def serve_traffic(simulator: VLLMSimulator, stop: threading.Event) -> None:
+    while not stop.wait(0.2):
+        simulator.complete({"model": simulator.model, "prompt": "one two three four", "max_tokens": 16})
 
 
 def seconds_left_in_minute() -> float:
@@ -212,14 +222,13 @@ def test_gateway_routes_falls_back_limits_prices_caches_and_filters(
         namespace, tmp_path / "operator.log", {"LLMOPS_PROMETHEUS_URL": prometheus.url}
     )
     replicas: list[GatewayReplica] = []
+    stop_traffic = threading.Event()
     try:
-        # The self-hosted model serves traffic before the gateway: its measured throughput.
-        def throughput() -> float:
-            llama.complete({"model": "llama", "prompt": "one two three four", "max_tokens": 16})
-            query = 'rate(vllm:generation_tokens_total{model_name="llama"}[30s])'
-            return prometheus_value(prometheus, query)
-
-        wait_for(throughput, timeout=60, what="the self-hosted model's throughput in Prometheus")
+        # The self-hosted model serves traffic all along (its measured throughput prices it).
+        traffic = threading.Thread(target=serve_traffic, args=(llama, stop_traffic), daemon=True)
+        traffic.start()
+        query = 'rate(vllm:generation_tokens_total{model_name="llama"}[2m])'
+        wait_for(lambda: prometheus_value(prometheus, query) > 0, timeout=60, what="the model's throughput")
         for name, value in [("gateway-admin", MASTER_KEY), ("provider", "sk-provider"),
                             ("tenant-budget", KEYS["team-budget"]), ("tenant-rpm", KEYS["team-rpm"]),
                             ("tenant-tpm", KEYS["team-tpm"])]:  # fmt: skip
@@ -243,6 +252,8 @@ def test_gateway_routes_falls_back_limits_prices_caches_and_filters(
             return status if ok and status.get("configHash") else None
 
         status = wait_for(applied, timeout=90, what="ConfigApplied on the gateway")
+        stop_traffic.set()  # priced; from here on the model serves only the gateway's requests
+        traffic.join()
         routes = {r["name"]: r for r in status["routes"]}
         assert routes["self-hosted"]["priceSource"] == "derived"
         assert routes["standard"]["priceSource"] == "spec"
@@ -293,7 +304,7 @@ def test_gateway_routes_falls_back_limits_prices_caches_and_filters(
             first.chat(KEYS["team-rpm"], "standard", "one")
             first.chat(KEYS["team-rpm"], "standard", "two")
         code, headers, body = first.chat(KEYS["team-rpm"], "standard", "three")
-        assert code == 429 and int(headers["Retry-After"]) >= 1, body
+        assert code == 429 and int(headers["retry-after"]) >= 1, body
         assert "requests per minute" in body["error"]["message"]
 
         # The tpm tenant may use only the standard route, and 25 tokens a minute.
@@ -323,7 +334,7 @@ def test_gateway_routes_falls_back_limits_prices_caches_and_filters(
             if code != 200:
                 break
         assert code == 429 and "resets at" in body["error"]["message"], body
-        assert int(headers["Retry-After"]) > 0
+        assert int(headers["retry-after"]) > 0
         # A second replica shares the counters in Redis; a restarted one forgets nothing.
         second.start()
         code, _, body = second.chat(KEYS["team-budget"], "standard", "other replica")
@@ -349,6 +360,7 @@ def test_gateway_routes_falls_back_limits_prices_caches_and_filters(
             != status["configHash"]
         )
     finally:
+        stop_traffic.set()
         for replica in replicas:
             replica.stop()
         operator.stop()
