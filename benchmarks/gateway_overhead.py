@@ -94,7 +94,7 @@ class Gateway:
         if "LLMOPS_GATEWAY_TENANTS" in env:
             env["LLMOPS_GATEWAY_TENANTS"] = str(directory / rendering.TENANTS_FILE)
         self.port = free_port()
-        env |= {"PORT": str(self.port), "HOST": "127.0.0.1", "NUM_WORKERS": str(workers)}
+        env |= {"PORT": str(self.port), "LITELLM_PORT": str(self.port), "NUM_WORKERS": str(workers)}
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [str(ROOT / "tools" / "litellm.sh"), "serve", str(directory / rendering.CONFIG_FILE)],
@@ -105,7 +105,8 @@ class Gateway:
         )
         started = time.monotonic()
         while not self._live():
-            if self.process.poll() is not None or time.monotonic() - started > 300:
+            if self.process.poll() is not None or time.monotonic() - started > 600:
+                self.stop()
                 raise RuntimeError((directory / "proxy.log").read_text()[-3000:])
             time.sleep(0.5)
         self.startup_seconds = time.monotonic() - started
@@ -118,8 +119,9 @@ class Gateway:
             return False
 
     def stop(self) -> None:
-        os.killpg(self.process.pid, 15)
-        self.process.wait(timeout=30)
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, 15)
+            self.process.wait(timeout=30)
 
 
 def call(base: str, key: str, model: str, n: int) -> tuple[float, int]:

@@ -129,7 +129,7 @@ class GatewayReplica:
         self.process = subprocess.Popen(
             [str(LITELLM), *args], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        wait_for(self._live, timeout=180, interval=1, what=f"the gateway replica on {self.port}")
+        wait_for(self._live, timeout=400, interval=1, what=f"the gateway replica on {self.port}")
 
     def _live(self) -> bool:
         assert self.process is not None and self.process.poll() is None, (

@@ -28,7 +28,7 @@ def spec(**changes: Any) -> LLMGatewaySpec:
         ],
         "fallbacks": [
             {"route": "premium", "to": ["budget"]},
-            {"route": "budget", "to": ["premium"], "on": ["contextWindow"]},
+            {"route": "budget", "to": ["premium"], "triggers": ["contextWindow"]},
         ],
         "tenants": [
             {

@@ -100,11 +100,14 @@ class Route(K8sModel):
 
 class Fallback(K8sModel):
     """When ``route`` fails (an error, a timeout or, with contextWindow, a prompt too long for
-    it), try the routes of ``to`` in order: tiers such as premium -> standard -> budget."""
+    it), try the routes of ``to`` in order: tiers such as premium -> standard -> budget. (Not
+    named ``on``: YAML 1.1 reads that key as the boolean true.)"""
 
     route: RouteName
     to: list[RouteName] = Field(min_length=1, max_length=MAX_CHAIN)
-    on: list[FallbackTrigger] = Field(default_factory=lambda: list[FallbackTrigger](["error"]), max_length=2)
+    triggers: list[FallbackTrigger] = Field(
+        default_factory=lambda: list[FallbackTrigger](["error"]), max_length=2
+    )
 
 
 class Budget(K8sModel):

@@ -160,8 +160,8 @@ def litellm_config(spec: LLMGatewaySpec, resolved: dict[str, ResolvedRoute]) -> 
         if route.name in resolved
     ]
     router: dict[str, Any] = {"num_retries": 0}
-    errors = [{f.route: f.to} for f in spec.fallbacks if "error" in f.on]
-    context = [{f.route: f.to} for f in spec.fallbacks if "contextWindow" in f.on]
+    errors = [{f.route: f.to} for f in spec.fallbacks if "error" in f.triggers]
+    context = [{f.route: f.to} for f in spec.fallbacks if "contextWindow" in f.triggers]
     if errors:
         router["fallbacks"] = errors
     if context:
