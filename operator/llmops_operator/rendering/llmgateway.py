@@ -137,8 +137,8 @@ def _model_entry(index: int, route: Route, resolved: ResolvedRoute) -> dict[str,
         params["api_base"] = resolved.api_base
     if route.external is not None and route.external.api_key is not None:
         params["api_key"] = f"os.environ/{route_key_env(index)}"
-    elif route.llm_deployment is not None:
-        params["api_key"] = "unused"  # vLLM asks for none; the OpenAI client insists on one
+    else:
+        params["api_key"] = "unused"  # vLLM (or a keyless server) asks for none; the client insists
     for field in ("rpm", "tpm"):
         if getattr(route, field) is not None:
             params[field] = getattr(route, field)
