@@ -172,11 +172,13 @@ def main() -> None:
     backend = VLLMSimulator("bench", 0, Behaviour(ttft_ms=2, itl_ms=1)).start()
     direct = f"http://127.0.0.1:{backend.port}"
     rows = []
+    running: list[Gateway] = []
     try:
         for features in (False, True):
             gateway = Gateway(
                 gateway_spec(backend.port, redis_port, features), work / f"gw-{features}", args.workers
             )
+            running.append(gateway)
             key = TENANT if features else MASTER
             run(gateway.url, key, "bench", 4, 20)  # warm up
             for concurrency in (1, 16, 64):
@@ -198,10 +200,13 @@ def main() -> None:
         per_request = PRICE * 7  # "request N T" is 3 prompt tokens to the simulator, and 4 generated
         lag_spec = gateway_spec(backend.port, redis_port, True, budget=f"{20 * per_request:.7f}")
         gateway = Gateway(lag_spec, work / "gw-budget", args.workers)
+        running.append(gateway)
         _, _, codes = run(gateway.url, TENANT, "bench", 16, 200)
         served = codes.count(200)
         gateway.stop()
     finally:
+        for started in running:
+            started.stop()
         backend.stop()
         subprocess.run([str(ROOT / "tools" / "redis.sh"), "stop", str(work / "redis")], check=True)
     print(f"LiteLLM, {args.workers} worker(s), {args.requests} requests per cell; added: gateway - direct")

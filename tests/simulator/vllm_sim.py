@@ -82,6 +82,13 @@ class RequestError(Exception):
         self.body = {"error": {"message": message, "type": type_, "param": param, "code": status}}
 
 
+class Server(ThreadingHTTPServer):
+    """A deeper accept queue than socketserver's 5: vLLM's server takes 64 clients connecting at
+    once (a gateway's connection pool, a benchmark's streams) without resetting any."""
+
+    request_queue_size = 1024
+
+
 class VLLMSimulator:
     def __init__(
         self, model: str, port: int, behaviour: Behaviour | None = None, max_model_len: int = 2048
@@ -126,7 +133,7 @@ class VLLMSimulator:
         self._count = 0
         self.last_prompt = ""
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self.server = Server(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self.server.handle_error = lambda *_: None  # type: ignore[method-assign]  # scrapers hang up
         self.port = self.server.server_address[1]
