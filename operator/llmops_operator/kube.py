@@ -37,6 +37,8 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "LLMDeployment": (f"/apis/{GROUP}/{VERSION}", "llmdeployments"),
     "CanaryRollout": (f"/apis/{GROUP}/{VERSION}", "canaryrollouts"),
     "DriftMonitor": (f"/apis/{GROUP}/{VERSION}", "driftmonitors"),
+    "LLMGateway": (f"/apis/{GROUP}/{VERSION}", "llmgateways"),
+    "Secret": ("/api/v1", "secrets"),
 }
 
 

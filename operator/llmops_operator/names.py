@@ -23,6 +23,7 @@ CANARY_OF_LABEL = f"{GROUP}/canary-of"  # on a canary LLMDeployment: its stable
 ROLLOUT_LABEL = f"{GROUP}/canaryrollout"  # on a canary LLMDeployment: the rollout that made it
 EVALUATION_OF_LABEL = f"{GROUP}/evaluation-of"  # on an evaluation Job: the rollout it judges
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # a node label, read by the GPU affinity
+GATEWAY_LABEL = f"{GROUP}/llmgateway"  # on every LLMGateway child: the gateway it belongs to
 
 # Prometheus's name of OWNER_LABEL on a pod's series (the ServiceMonitor keeps the pod's labels).
 OWNER_SERIES_LABEL = "llmops_dev_llmdeployment"
@@ -52,6 +53,7 @@ LAST_HANDLED_ANNOTATION = f"{GROUP}/last-handled-configuration"  # kopf's, under
 KUBECTL_LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
 KOPF_PREFIX = GROUP  # kopf's progress and diff-base annotations
 FINALIZER = f"{GROUP}/finalizer"
+CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"  # on a gateway's pods: the config they run
 SCRAPE_ANNOTATION = "prometheus.io/scrape"  # on the Service, for scrapers without ServiceMonitors
 SCRAPE_PORT_ANNOTATION = "prometheus.io/port"
 SCRAPE_PATH_ANNOTATION = "prometheus.io/path"
@@ -72,6 +74,7 @@ ROLLED_BACK = "RolledBack"
 DRIFTED = "Drifted"
 REPORTED = "Reported"
 RETRAINED = "Retrained"
+CONFIG_APPLIED = "ConfigApplied"  # LLMGateway: its children carry the config of this generation
 
 # -- condition reasons (and Event reasons of the same name) -----------------------------------------
 INVALID_SPEC = "InvalidSpec"
@@ -159,6 +162,12 @@ COMPLETED = "Completed"
 ALIAS_MOVED = "AliasMoved"
 CANARY_REMOVED = "CanaryRemoved"  # after a rollback: the canary lost its traffic
 STABLE_RESTORED = "StableRestored"  # after a rollback: the stable side has its replicas Ready again
+# LLMGateway
+BACKEND_NOT_FOUND = "BackendNotFound"  # a route's LLMDeployment does not exist
+BACKEND_NOT_READY = "BackendNotReady"
+SECRET_NOT_FOUND = "SecretNotFound"
+ROUTES_READY = "RoutesReady"
+NO_THROUGHPUT = "NoThroughput"  # a self-hosted route served no tokens in the window: no price yet
 
 
 def canary_name(target: str) -> str:

@@ -99,8 +99,11 @@ def test_kubectl_get_shows_useful_columns_short_names_and_category(cluster: Clus
             "canaryrollout.llmops.dev/llama-8b-v2",
             "driftmonitor.llmops.dev/llama-8b-drift",
             "driftmonitor.llmops.dev/llama-8b-live",
+            "llmgateway.llmops.dev/llm",
         ]
     )
+    gateways = cluster.kubectl("get", "llmgw", "-n", namespace).stdout
+    assert gateways.splitlines()[0].split()[:4] == ["NAME", "READY-REPLICAS", "READY", "REASON"]
     assert "llama-8b-v2" in cluster.kubectl("get", "canary", "-n", namespace).stdout
     assert "llama-8b-drift" in cluster.kubectl("get", "dm", "-n", namespace).stdout
 

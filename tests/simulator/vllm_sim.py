@@ -113,6 +113,13 @@ class RequestError(Exception):
         self.body = {"error": {"message": message, "type": type_, "param": param, "code": status}}
 
 
+class Server(ThreadingHTTPServer):
+    """A deeper accept queue than socketserver's 5: vLLM's server takes 64 clients connecting at
+    once (a gateway's connection pool, a benchmark's streams) without resetting any."""
+
+    request_queue_size = 1024
+
+
 class VLLMSimulator:
     def __init__(
         self,
@@ -164,8 +171,9 @@ class VLLMSimulator:
             buckets=HTTP_DURATION_BUCKETS,
         )
         self._count = 0
+        self.last_prompt = ""
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self.server = Server(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self.server.handle_error = lambda *_: None  # type: ignore[method-assign]  # scrapers hang up
         self.port = self.server.server_address[1]
@@ -237,6 +245,7 @@ class VLLMSimulator:
             last = str(messages[-1].get("content", "")) if messages else ""
         else:
             text = last = str(request.get("prompt", ""))
+        self.last_prompt = text  # as received: tests read what a gateway in front forwarded
         prompt_tokens = len(text.split())
         tokens = max(1, int(request.get("max_tokens") or 16))
         self._check(request, prompt_tokens, tokens)

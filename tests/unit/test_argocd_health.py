@@ -24,7 +24,7 @@ CASES = [
 
 def test_every_kind_has_a_health_check_with_cases() -> None:
     kinds = {path.parent.name for path in CUSTOMIZATIONS.glob("llmops.dev/*/health.lua")}
-    assert kinds == {"LLMDeployment", "CanaryRollout", "DriftMonitor"}
+    assert kinds == {"LLMDeployment", "CanaryRollout", "DriftMonitor", "LLMGateway"}
     covered = {param.values[1]["status"] for param in CASES}  # type: ignore[index]
     assert covered == {"Healthy", "Progressing", "Degraded", "Suspended"}
 

@@ -4,7 +4,8 @@ from .canaryrollout import CanaryRollout
 from .common import Condition, Resource
 from .driftmonitor import DriftMonitor
 from .llmdeployment import LLMDeployment
+from .llmgateway import LLMGateway
 
-KINDS: tuple[type[Resource], ...] = (LLMDeployment, CanaryRollout, DriftMonitor)
+KINDS: tuple[type[Resource], ...] = (LLMDeployment, CanaryRollout, DriftMonitor, LLMGateway)
 
-__all__ = ["KINDS", "CanaryRollout", "Condition", "DriftMonitor", "LLMDeployment", "Resource"]
+__all__ = ["KINDS", "CanaryRollout", "Condition", "DriftMonitor", "LLMDeployment", "LLMGateway", "Resource"]

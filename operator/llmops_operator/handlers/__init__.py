@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..config import Settings
-from . import canaryrollout, driftmonitor, lifecycle, llmdeployment
+from . import canaryrollout, driftmonitor, lifecycle, llmdeployment, llmgateway
 
 
 def register(settings: Settings) -> None:
@@ -12,3 +12,4 @@ def register(settings: Settings) -> None:
     llmdeployment.register(settings)
     canaryrollout.register(settings)
     driftmonitor.register(settings)
+    llmgateway.register(settings)
