@@ -10,7 +10,7 @@ import yaml
 
 from llmops_operator.api.llmgateway import LLMGatewaySpec
 from llmops_operator.gateway import pricing
-from llmops_operator.handlers.llmgateway import fresh_price, resolve_route
+from llmops_operator.gateway.routes import fresh_price, resolve_route
 from llmops_operator.rendering import llmgateway as rendering
 
 OWNER = rendering.Owner("gw", "llm", "uid-1")
