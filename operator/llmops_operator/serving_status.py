@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,9 +13,12 @@ from .names import (
     AS_EXPECTED,
     AVAILABLE,
     CRASH_LOOPING,
+    CRD_NOT_INSTALLED,
+    CREATED,
     CREATING,
     DEGRADED,
     IMAGE_PULL_FAILED,
+    INFERENCE_POOL_READY,
     INSUFFICIENT_GPU,
     MODEL_LOADING,
     MODEL_RESOLVED,
@@ -24,6 +28,7 @@ from .names import (
     ROLLING_OUT,
     ROLLOUT_COMPLETE,
     SCALED_TO_ZERO,
+    SERVICE_MONITOR_READY,
     UNSCHEDULABLE,
 )
 from .rendering.llmdeployment import GPU_RESOURCE
@@ -31,6 +36,12 @@ from .rendering.llmdeployment import GPU_RESOURCE
 SERVER_CONTAINER = "vllm"
 FAILURE_REASONS = (INSUFFICIENT_GPU, CRASH_LOOPING, IMAGE_PULL_FAILED, UNSCHEDULABLE)
 MAX_QUOTED = 300  # characters of a termination message quoted in a condition
+SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
+# Children whose kind another project defines: kind -> (its CRD, the condition telling whether it is there).
+OPTIONAL_KINDS: dict[str, tuple[str, str]] = {
+    "ServiceMonitor": (SERVICE_MONITOR_CRD, SERVICE_MONITOR_READY),
+    "InferencePool": ("inferencepools.inference.networking.k8s.io", INFERENCE_POOL_READY),
+}
 
 
 @dataclass(frozen=True)
@@ -211,3 +222,26 @@ def desired_status(
     if model is not None:
         status["model"] = model
     return status
+
+
+def optional_children(
+    children: list[dict[str, Any]], installed: Mapping[str, bool]
+) -> tuple[dict[str, ConditionState], set[str]]:
+    """For each rendered child of an optional kind, its condition (condition type -> state), and
+    the kinds left out because ``installed`` (CRD name -> whether it is there) says their CRD is not."""
+    states: dict[str, ConditionState] = {}
+    absent: set[str] = set()
+    for child in children:
+        kind, name = child["kind"], child["metadata"]["name"]
+        if kind not in OPTIONAL_KINDS:
+            continue
+        crd, condition = OPTIONAL_KINDS[kind]
+        if not installed[crd]:
+            states[condition] = ConditionState(
+                "False", CRD_NOT_INSTALLED, f"{crd} is not installed; no {kind}"
+            )
+            absent.add(kind)
+            continue
+        said = "scrapes /metrics" if kind == "ServiceMonitor" else "selects the pods"
+        states[condition] = ConditionState("True", CREATED, f"{kind} {name} {said}")
+    return states, absent

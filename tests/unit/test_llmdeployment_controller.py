@@ -253,3 +253,18 @@ def test_the_llmdeployment_controller_registers_every_index_it_reads_by_itself()
         kopf.set_default_registry(before)
     registered = {str(handler.id) for handler in registry._indexing.get_all_handlers()}
     assert set(llmdeployment.NEEDED_INDEXES) <= registered
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_a_service_monitor_is_applied_only_when_its_crd_is_installed(installed: bool) -> None:
+    kube = RecordingKube()
+    if installed:
+        kube.crds.add("servicemonitors.monitoring.coreos.com")
+    obj = body("hf://org/m")
+    obj["spec"]["monitoring"] = {"serviceMonitor": {"enabled": True}}
+    reconcile(LLMDeploymentController(Settings(), kube), obj, {})
+    assert (("apply", "ServiceMonitor") in kube.log) is installed
+    condition = next(c for c in kube.status["conditions"] if c["type"] == "ServiceMonitorReady")
+    assert (condition["status"], condition["reason"]) == (
+        ("True", "Created") if installed else ("False", "CRDNotInstalled")
+    )

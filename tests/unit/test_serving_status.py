@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from llmops_operator import names
 from llmops_operator.conditions import find_condition
-from llmops_operator.serving_status import ConditionState, desired_status, pod_problem
+from llmops_operator.serving_status import (
+    SERVICE_MONITOR_CRD,
+    ConditionState,
+    desired_status,
+    optional_children,
+    pod_problem,
+)
 
 RESOLVED = ConditionState("True", "Resolved", "models:/llama@champion is version 7")
 
@@ -167,3 +174,21 @@ def test_recomputing_from_its_own_output_changes_nothing() -> None:
     first = status_for(deployment(2, 1), [UNSCHEDULABLE_GPU])
     again = status_for(deployment(2, 1), [UNSCHEDULABLE_GPU], current=first, now="2026-02-01T00:00:00Z")
     assert again == first
+
+
+def test_optional_children_say_whether_their_crd_is_installed() -> None:
+    children = [
+        {"kind": "Deployment", "metadata": {"name": "llama"}},
+        {"kind": "ServiceMonitor", "metadata": {"name": "llama"}},
+        {"kind": "InferencePool", "metadata": {"name": "llama"}},
+    ]
+    installed = {SERVICE_MONITOR_CRD: True, "inferencepools.inference.networking.k8s.io": False}
+    states, absent = optional_children(children, installed)
+    assert states[names.SERVICE_MONITOR_READY] == ConditionState(
+        "True", names.CREATED, "ServiceMonitor llama scrapes /metrics"
+    )
+    pool = states[names.INFERENCE_POOL_READY]
+    assert (pool.status, pool.reason) == ("False", names.CRD_NOT_INSTALLED)
+    assert pool.message == "inferencepools.inference.networking.k8s.io is not installed; no InferencePool"
+    assert absent == {"InferencePool"}
+    assert optional_children(children[:1], {}) == ({}, set())

@@ -33,10 +33,7 @@ from ..kube import Kube, contains
 from ..model_uris import parse_registry_uri
 from ..names import (
     APPLIED,
-    CRD_NOT_INSTALLED,
-    CREATED,
     DIRECT_SOURCE,
-    INFERENCE_POOL_READY,
     KUBECTL_LAST_APPLIED_ANNOTATION,
     LAST_HANDLED_ANNOTATION,
     MANAGED,
@@ -49,11 +46,16 @@ from ..names import (
     RESOLVED,
     RESOLVING,
     SERVES_FOR_ANNOTATION,
-    SERVICE_MONITOR_READY,
 )
 from ..registry.mlflow import ModelNotFound, RegistryUnavailable, ResolvedVersion, resolve
 from ..rendering import llmdeployment as rendering
-from ..serving_status import FAILURE_REASONS, ConditionState, desired_status
+from ..serving_status import (
+    FAILURE_REASONS,
+    OPTIONAL_KINDS,
+    ConditionState,
+    desired_status,
+    optional_children,
+)
 from ..timestamps import now_text
 from ..workqueue import RETRY, CoalescingQueue, KeyedLocks, RetryLater
 
@@ -70,12 +72,6 @@ CHILD_RESOURCES: dict[str, tuple[str, str, str]] = {
 }
 # Large fields nothing here reads; left out of the in-memory copies.
 UNREAD_ANNOTATIONS = (KUBECTL_LAST_APPLIED_ANNOTATION, LAST_HANDLED_ANNOTATION)
-SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
-# Children whose kind another project defines: kind -> (its CRD, the condition telling whether it is there).
-OPTIONAL_KINDS: dict[str, tuple[str, str]] = {
-    "ServiceMonitor": (SERVICE_MONITOR_CRD, SERVICE_MONITOR_READY),
-    "InferencePool": ("inferencepools.inference.networking.k8s.io", INFERENCE_POOL_READY),
-}
 CRD_CHECK_SECONDS = 60.0
 # Threads for passes: creates and spec changes have their own, so status work from children's
 # events never queues ahead of them. Passes mostly wait on the API server (a Service create can
@@ -200,34 +196,37 @@ class LLMDeploymentController:
             tracking_uri,
             replicas_override,
         )
-        optional: dict[str, ConditionState] = {}
-        applied = []
-        deployment = live.get("Deployment")
-        for child in children:
-            kind, name = child["kind"], child["metadata"]["name"]
-            if kind in OPTIONAL_KINDS:
-                crd, condition = OPTIONAL_KINDS[kind]
-                if not self._crd_installed(crd):
-                    optional[condition] = ConditionState(
-                        "False", CRD_NOT_INSTALLED, f"{crd} is not installed; no {kind}"
-                    )
-                    continue
-                said = "scrapes /metrics" if kind == "ServiceMonitor" else "selects the pods"
-                optional[condition] = ConditionState("True", CREATED, f"{kind} {name} {said}")
-            if kinds is not None and kind not in kinds:
-                continue
-            current = live.get(kind)
-            if current is None or not contains(current, child):
-                result = self.kube.apply(child)
-                applied.append(f"{kind}/{name}" + (" (created)" if current is None else ""))
-                if kind == "Deployment":
-                    deployment = result
+        installed = {
+            OPTIONAL_KINDS[c["kind"]][0]: self._crd_installed(OPTIONAL_KINDS[c["kind"]][0])
+            for c in children
+            if c["kind"] in OPTIONAL_KINDS
+        }
+        optional, absent = optional_children(children, installed)
+        compared = [c for c in children if c["kind"] not in absent and (kinds is None or c["kind"] in kinds)]
+        applied, deployment = self._apply_changed(compared, live)
         if kinds is None:
             rendered = {child["kind"] for child in children}
             applied.extend(self._prune(owner, live, rendered))
         if applied:  # only real changes get here, so each is worth an Event
             self.kube.post_event(body, "Normal", APPLIED, ", ".join(applied))
         return optional, deployment
+
+    def _apply_changed(
+        self, children: list[dict[str, Any]], live: dict[str, dict[str, Any] | None]
+    ) -> tuple[list[str], dict[str, Any] | None]:
+        """Apply each child that differs from its live copy; what was applied, and the Deployment
+        as it now is."""
+        applied = []
+        deployment = live.get("Deployment")
+        for child in children:
+            kind, name = child["kind"], child["metadata"]["name"]
+            current = live.get(kind)
+            if current is None or not contains(current, child):
+                result = self.kube.apply(child)
+                applied.append(f"{kind}/{name}" + (" (created)" if current is None else ""))
+                if kind == "Deployment":
+                    deployment = result
+        return applied, deployment
 
     def _prune(
         self, owner: rendering.Owner, live: dict[str, dict[str, Any] | None], rendered: set[str]
