@@ -203,3 +203,12 @@ def test_promotion_waits_until_the_stable_runs_the_canary_version_on_every_repli
     assert isinstance(waiting, Wait) and waiting.keep_phase
     assert waiting.message == "waiting for llama to run the canary's version on 2 ready replicas"
     assert isinstance(gates.stable_caught_up(stable, deployment, 2, "8"), Wait)  # still the old version
+
+
+def test_a_paused_measurement_holds_the_step_before_an_undecided_experiment() -> None:
+    paused = gates.Pause("NoData", "no samples for ttft")
+    undecided = gates.Wait("NoData", "experiment undecided: 3 of 20 samples", keep_phase=True)
+    assert gates.holding(paused, undecided) == "no samples for ttft"
+    assert gates.holding(gates.PROCEED, undecided) == "experiment undecided: 3 of 20 samples"
+    assert gates.holding(gates.Pause("NoData", ""), undecided) == "experiment undecided: 3 of 20 samples"
+    assert gates.holding(gates.PROCEED, gates.PROCEED) == ""

@@ -220,6 +220,23 @@ class _Tick:
 
     def _step(self, target: dict[str, Any], full: int) -> str:
         """The canary at the current weight, measured when due, then on to the next step."""
+        verified = self._route(target, full)
+        if isinstance(verified, str):
+            return verified
+        status = self.status
+        if verified and status.weight_verified_at is None:
+            status.weight_verified_at = format_time(self.now)
+            if progress.sees_traffic(status) or status.header_route is not None:
+                self.events.append(gates.normal(WEIGHT_SET, f"{self._traffic_text()} verified"))
+        analysed = self._analyse(verified)
+        if isinstance(analysed, gates.Fail):
+            return self._rollback(full, analysed)
+        detail = self._settle(target, full, verified, analysed)
+        return detail or analysed
+
+    def _route(self, target: dict[str, Any], full: int) -> bool | str:
+        """The canary applied at its share of replicas and the router set to the current weight:
+        whether the router verified the weight, or the detail of why it could not yet."""
         status, weight = self.status, self.status.canary_weight
         replicas = progress.canary_replicas(full, progress.canary_share(status))
         desired = desired_canary(self.body, target, self.spec, replicas, self.router.shares_service)
@@ -230,35 +247,31 @@ class _Tick:
             status.canary_version = str((canary.get("status") or {}).get("model", {}).get("version", ""))
             sides = sides_of(self.kube, self.namespace, self.target, full)
             status.stable_replicas = self.router.stable_replicas(weight, sides)
-            verified = self.router.set_weight(weight, sides, rules_of(status))
+            return self.router.set_weight(weight, sides, rules_of(status))
         except RouteNotUsable as error:
             return str(error)
-        if verified and status.weight_verified_at is None:
-            status.weight_verified_at = format_time(self.now)
-            if progress.sees_traffic(status) or status.header_route is not None:
-                self.events.append(gates.normal(WEIGHT_SET, f"{self._traffic_text()} verified"))
-        pause_detail = ""
-        if not progress.measurement_due(status, self.spec.analysis, self.now):
-            # Between measurements: the fast-fail watch, then the wait for a measurement due
-            # before the next tick (a tick that is already due skips the watch).
+
+    def _analyse(self, verified: bool) -> gates.Fail | str:
+        """Between measurements the fast-fail watch, then the wait for a measurement due before
+        the next tick (a tick that is already due skips the watch); the measurement when due; the
+        experiment once the weight is verified. The first Fail, else what holds the step."""
+        status, analysis = self.status, self.spec.analysis
+        measured: gates.Outcome = gates.PROCEED
+        experimented: gates.Outcome = gates.PROCEED
+        if not progress.measurement_due(status, analysis, self.now):
             watched = self._watch()
             if isinstance(watched, gates.Fail):
-                return self._rollback(full, watched)
+                return watched
             self._wait_for_measurement()
-        if progress.measurement_due(status, self.spec.analysis, self.now):
-            outcome = self._measure()
-            if isinstance(outcome, gates.Fail):
-                return self._rollback(full, outcome)
-            if isinstance(outcome, gates.Pause):
-                pause_detail = outcome.message
+        if progress.measurement_due(status, analysis, self.now):
+            measured = self._measure()
+            if isinstance(measured, gates.Fail):
+                return measured
         if verified or status.experiment_started_at is not None:
             experimented = self._experiment()
             if isinstance(experimented, gates.Fail):
-                return self._rollback(full, experimented)
-            if isinstance(experimented, gates.Wait) and not pause_detail:
-                pause_detail = experimented.message
-        detail = self._settle(target, full, verified, pause_detail)
-        return detail or pause_detail
+                return experimented
+        return gates.holding(measured, experimented)
 
     def _traffic_text(self) -> str:
         status, parts = self.status, [f"canary weight {self.status.canary_weight}%"]

@@ -277,6 +277,16 @@ def paused_after(paused_before: str) -> str:
     return "" if paused_before in progress.AUTOMATIC_PAUSES else paused_before
 
 
+def holding(measured: Outcome, experimented: Outcome) -> str:
+    """What holds a step after its analysis: a paused measurement, else an undecided experiment;
+    empty when neither holds it."""
+    if isinstance(measured, Pause) and measured.message:
+        return measured.message
+    if isinstance(experimented, Wait):
+        return experimented.message
+    return ""
+
+
 def judge_looks(status: CanaryRolloutStatus, answered: list[tuple[failfast.Look, list[float]]]) -> Outcome:
     """The fast-fail looks the controller ran, consumed in time order into ``status.failFast``:
     Fail at the first sequential test that fires (only a rollback can come early), else Proceed."""
