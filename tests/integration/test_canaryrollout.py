@@ -401,16 +401,22 @@ def test_default_analysis_sees_refused_long_prompts_and_truncated_answers(world:
     """As fast and without one 5xx, but a canary that answers long prompts with vLLM's 400
     ("maximum context length") or cuts its answers at max_tokens is rolled back by the default
     metrics, judged against the stable on the same traffic."""
-    world.start({"steps": STEPS, "analysis": analysis(metrics=[]), "scaleDownDelay": "3s"})
+    # One failed measurement rolls back: a single one of the 4xx or truncation share is the signal.
+    world.start({"steps": STEPS, "analysis": analysis(metrics=[], failureLimit=0), "scaleDownDelay": "3s"})
     world.wait_phase("RolledBack", timeout=120)
     rolled = world.condition("RolledBack")
     failing = "client-error-share" if world.mode == "replica-ratio" else "truncation-share"
-    assert rolled["reason"] == "AnalysisFailed" and failing in rolled["message"], rolled
-    measured = {m["metric"]: m for m in world.rollout()["status"]["measurements"]}
-    assert measured[failing]["phase"] == "Failed", measured
-    # The 5xx share and the latency were fine: only the new presets could see it.
-    assert measured["error-rate"]["phase"] == "Successful", measured
-    assert measured["latency-p95"]["phase"] == "Successful", measured
+    # Either the fast-fail watch or the full measurement gets there first, by the machine's pace.
+    assert rolled["reason"] in ("AnalysisFailed", "FailedFast") and failing in rolled["message"], rolled
+    status = world.rollout()["status"]
+    if rolled["reason"] == "FailedFast":
+        # The 5xx share and the latency were fine: only the new presets could see it.
+        assert {e["metric"] for e in status["failFast"] if e["fired"]} == {failing}, status["failFast"]
+    else:
+        measured = {m["metric"]: m for m in status["measurements"]}
+        assert measured[failing]["phase"] == "Failed", measured
+        assert measured["error-rate"]["phase"] == "Successful", measured
+        assert measured["latency-p95"]["phase"] == "Successful", measured
     if world.mode == "replica-ratio":
         assert world.load is not None and world.load.errors[1] > 0 and world.load.errors[0] == 0
 
@@ -476,7 +482,8 @@ def test_prometheus_outage_pauses_and_the_rollout_resumes(world: World) -> None:
 @worlds(GOOD)
 def test_operator_killed_mid_step_resumes_at_that_step(world: World) -> None:
     world.start(
-        {"steps": [{"setWeight": 50}, {"pause": {"duration": "12s"}}, *STEPS[2:]], "analysis": analysis()}
+        # A pause long enough to outlast a kill and a restart on a loaded machine (seen: 21 s).
+        {"steps": [{"setWeight": 50}, {"pause": {"duration": "40s"}}, *STEPS[2:]], "analysis": analysis()}
     )
     wait_for(
         lambda: (world.rollout().get("status") or {}).get("currentStepIndex") == 1,
