@@ -140,7 +140,8 @@ def test_inter_token_preset_reads_an_older_vllms_time_per_output_token_histogram
 
 
 def test_default_steps_and_default_metrics(good_world: World) -> None:
-    """No steps and no metrics: 10%, analysis, 50%, analysis, 100%, judged on errors and p95."""
+    """No steps and no metrics: 10%, analysis, 50%, analysis, 100%, judged on errors, p95 and the
+    4xx and truncation shares against the stable."""
     world = good_world
     world.start({"analysis": {"interval": f"{INTERVAL}s"}})
     weights: set[int] = set()
@@ -152,7 +153,7 @@ def test_default_steps_and_default_metrics(good_world: World) -> None:
 
     wait_for(promoted, timeout=200, interval=0.25, what="promotion through the default steps")
     assert {10, 50, 100} <= weights
-    assert set(measurements(world)) == {"error-rate", "latency-p95"}
+    assert set(measurements(world)) == {"error-rate", "latency-p95", "client-error-share", "truncation-share"}
 
 
 def test_operator_killed_mid_analysis_neither_loses_nor_repeats_measurements(good_world: World) -> None:
