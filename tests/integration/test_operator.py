@@ -14,6 +14,7 @@ EXPECTED_CONDITIONS = {
     "LLMDeployment": {"Ready", "Progressing", "Degraded", "ModelResolved"},
     "CanaryRollout": {"Ready", "Progressing", "Promoted", "Paused", "RolledBack"},
     "DriftMonitor": {"Ready", "Drifted"},
+    "LLMGateway": {"Ready", "ConfigApplied", "RoutesReady"},
 }
 
 
