@@ -27,8 +27,8 @@ from ..metrics.prometheus import PrometheusProvider
 from ..metrics.provider import MetricsUnavailable, QueryFailed
 from ..names import APPLIED, CONFIG_APPLIED, READY, ROUTES_READY
 from ..rendering import llmgateway as rendering
+from ..serving_status import SERVICE_MONITOR_CRD
 
-SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 logger = logging.getLogger(__name__)
 
 
