@@ -35,6 +35,7 @@ from .rendering.llmdeployment import GPU_RESOURCE
 
 SERVER_CONTAINER = "vllm"
 FAILURE_REASONS = (INSUFFICIENT_GPU, CRASH_LOOPING, IMAGE_PULL_FAILED, UNSCHEDULABLE)
+IMAGE_PULL_WAITS = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName")  # the kubelet's
 MAX_QUOTED = 300  # characters of a termination message quoted in a condition
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 # Children whose kind another project defines: kind -> (its CRD, the condition telling whether it is there).
@@ -77,52 +78,58 @@ def quoted(terminated: dict[str, Any]) -> str:
     return f": {last[:MAX_QUOTED] + '...' if len(last) > MAX_QUOTED else last}"
 
 
+def unschedulable(pod: dict[str, Any]) -> tuple[str, str] | None:
+    """Why the scheduler cannot place ``pod``, as (reason, message): a GPU shortage or other."""
+    scheduled = _condition(pod, "PodScheduled")
+    if scheduled.get("status") != "False" or scheduled.get("reason") != "Unschedulable":  # the scheduler's
+        return None
+    message = scheduled.get("message", "")
+    reason = INSUFFICIENT_GPU if GPU_RESOURCE in message else UNSCHEDULABLE
+    return reason, f"pod {pod['metadata']['name']} cannot be scheduled: {message}"
+
+
+def container_problem(container: dict[str, Any], pod_name: str) -> tuple[str, str] | None:
+    """One container's trouble, as (reason, message), the worst first; ModelLoading, with no
+    message, for a server that runs but has not passed its startup probe."""
+    state = container.get("state") or {}
+    waiting = state.get("waiting") or {}
+    failed = state.get("terminated") or {}
+    named = f"container {container['name']} of pod {pod_name}"
+    if waiting.get("reason") == "CrashLoopBackOff":
+        last = (container.get("lastState") or {}).get("terminated") or {}
+        restarts = container.get("restartCount", 0)
+        return CRASH_LOOPING, f"{named} keeps exiting ({exit_of(last)}); {restarts} restarts{quoted(last)}"
+    if int(failed.get("exitCode") or 0) != 0:
+        return CRASH_LOOPING, f"{named} exited ({exit_of(failed)}){quoted(failed)}"
+    if waiting.get("reason") in IMAGE_PULL_WAITS:
+        return IMAGE_PULL_FAILED, f"pod {pod_name} cannot pull {container.get('image', '')}"
+    if container["name"] == SERVER_CONTAINER and "running" in state and container.get("started") is False:
+        return MODEL_LOADING, ""
+    return None
+
+
+def pod_findings(pod: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every (reason, message) ``pod`` gives: its scheduling alone when it is not placed, else
+    one per troubled container, init containers first."""
+    placement = unschedulable(pod)
+    if placement is not None:
+        return [placement]
+    status = pod.get("status") or {}
+    containers = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
+    found = (container_problem(container, pod["metadata"]["name"]) for container in containers)
+    return [finding for finding in found if finding is not None]
+
+
 def pod_problem(pods: list[dict[str, Any]]) -> ConditionState | None:
-    """The most serious reason, across pods, why replicas are not serving."""
-    found: dict[str, str] = {}
-    loading = 0
+    """The most serious reason, across pods, why replicas are not serving: the first pod's message
+    of the worst failure, else how many are still loading the model."""
     live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-    for pod in live:
-        name = pod["metadata"]["name"]
-        scheduled = _condition(pod, "PodScheduled")
-        if (
-            scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable"
-        ):  # the scheduler's
-            message = scheduled.get("message", "")
-            reason = INSUFFICIENT_GPU if GPU_RESOURCE in message else UNSCHEDULABLE
-            found.setdefault(reason, f"pod {name} cannot be scheduled: {message}")
-            continue
-        status = pod.get("status") or {}
-        for container in [
-            *(status.get("initContainerStatuses") or []),
-            *(status.get("containerStatuses") or []),
-        ]:
-            state = container.get("state") or {}
-            waiting = state.get("waiting") or {}
-            failed = state.get("terminated") or {}
-            if waiting.get("reason") == "CrashLoopBackOff":
-                last = (container.get("lastState") or {}).get("terminated") or {}
-                found.setdefault(
-                    CRASH_LOOPING,
-                    f"container {container['name']} of pod {name} keeps exiting ({exit_of(last)}); "
-                    f"{container.get('restartCount', 0)} restarts{quoted(last)}",
-                )
-            elif int(failed.get("exitCode") or 0) != 0:
-                found.setdefault(
-                    CRASH_LOOPING,
-                    f"container {container['name']} of pod {name} exited ({exit_of(failed)}){quoted(failed)}",
-                )
-            elif waiting.get("reason") in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName"):
-                found.setdefault(IMAGE_PULL_FAILED, f"pod {name} cannot pull {container.get('image', '')}")
-            elif (
-                container["name"] == SERVER_CONTAINER
-                and "running" in (container.get("state") or {})
-                and container.get("started") is False
-            ):
-                loading += 1
+    findings = [finding for pod in live for finding in pod_findings(pod)]
     for reason in FAILURE_REASONS:
-        if reason in found:
-            return ConditionState("True", reason, found[reason])
+        message = next((said for found, said in findings if found == reason), None)
+        if message is not None:
+            return ConditionState("True", reason, message)
+    loading = sum(1 for found, _ in findings if found == MODEL_LOADING)
     if loading:
         return ConditionState("True", MODEL_LOADING, f"{loading} of {len(live)} pods are loading the model")
     return None

@@ -1,5 +1,6 @@
-"""The pieces ``desired_status`` is made of, each alone: the replica counts it reads, and the one
-decision per condition, at the edges the whole-status tests do not reach."""
+"""The pieces ``desired_status`` and ``pod_problem`` are made of, each alone: the replica counts and
+pod findings they read, and the one decision per condition, at the edges the whole-status tests
+do not reach."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from llmops_operator.serving_status import (
     ConditionState,
     Replicas,
     degraded_state,
+    pod_findings,
     progressing_state,
     ready_state,
     replicas_of,
@@ -110,3 +112,22 @@ def test_degraded_is_a_failing_pod_first_then_a_registry_lost_while_serving(
     problem: ConditionState | None, model_resolved: ConditionState, deployed: bool, degraded: ConditionState
 ) -> None:
     assert degraded_state(problem, model_resolved, deployed) == degraded
+
+
+def test_an_unplaced_pod_is_judged_by_its_scheduling_alone_and_init_containers_come_first() -> None:
+    scheduled = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "no nodes"}
+    failed = {"name": "vllm", "state": {"terminated": {"exitCode": 1}}}
+    unplaced = {
+        "metadata": {"name": "a"},
+        "status": {"conditions": [scheduled], "containerStatuses": [failed]},
+    }
+    assert pod_findings(unplaced) == [(names.UNSCHEDULABLE, "pod a cannot be scheduled: no nodes")]
+    pulling = {"name": "fetch", "image": "x:1", "state": {"waiting": {"reason": "ErrImagePull"}}}
+    both = {
+        "metadata": {"name": "b"},
+        "status": {"containerStatuses": [failed], "initContainerStatuses": [pulling]},
+    }
+    assert pod_findings(both) == [
+        (names.IMAGE_PULL_FAILED, "pod b cannot pull x:1"),
+        (names.CRASH_LOOPING, "container vllm of pod b exited (an error, exit code 1)"),
+    ]
