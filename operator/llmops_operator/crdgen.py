@@ -15,9 +15,10 @@ from typing import Any
 
 import yaml
 
-from . import GROUP, VERSION
+from . import FIELD_MANAGER, GROUP, VERSION
 from .api import KINDS, Resource
 from .api.common import KindInfo
+from .names import NAME_LABEL, PART_OF_LABEL
 
 JSONSchema = dict[str, Any]
 
@@ -112,7 +113,7 @@ def crd_for(kind: type[Resource]) -> JSONSchema:
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": f"{info.plural}.{GROUP}",
-            "labels": {"app.kubernetes.io/name": "llmops-operator", "app.kubernetes.io/part-of": "llmops"},
+            "labels": {NAME_LABEL: FIELD_MANAGER, PART_OF_LABEL: "llmops"},
         },
         "spec": {
             "group": GROUP,
@@ -161,7 +162,7 @@ def peering_crd(scope: str) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.kopf.dev", "labels": {"app.kubernetes.io/name": "llmops-operator"}},
+        "metadata": {"name": f"{plural}.kopf.dev", "labels": {NAME_LABEL: FIELD_MANAGER}},
         "spec": {
             "group": "kopf.dev",
             "scope": scope,

@@ -35,6 +35,7 @@ from .rendering.llmdeployment import GPU_RESOURCE
 
 SERVER_CONTAINER = "vllm"
 FAILURE_REASONS = (INSUFFICIENT_GPU, CRASH_LOOPING, IMAGE_PULL_FAILED, UNSCHEDULABLE)
+IMAGE_PULL_WAITS = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName")  # the kubelet's
 MAX_QUOTED = 300  # characters of a termination message quoted in a condition
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 # Children whose kind another project defines: kind -> (its CRD, the condition telling whether it is there).
@@ -77,55 +78,139 @@ def quoted(terminated: dict[str, Any]) -> str:
     return f": {last[:MAX_QUOTED] + '...' if len(last) > MAX_QUOTED else last}"
 
 
+def unschedulable(pod: dict[str, Any]) -> tuple[str, str] | None:
+    """Why the scheduler cannot place ``pod``, as (reason, message): a GPU shortage or other."""
+    scheduled = _condition(pod, "PodScheduled")
+    if scheduled.get("status") != "False" or scheduled.get("reason") != "Unschedulable":  # the scheduler's
+        return None
+    message = scheduled.get("message", "")
+    reason = INSUFFICIENT_GPU if GPU_RESOURCE in message else UNSCHEDULABLE
+    return reason, f"pod {pod['metadata']['name']} cannot be scheduled: {message}"
+
+
+def container_problem(container: dict[str, Any], pod_name: str) -> tuple[str, str] | None:
+    """One container's trouble, as (reason, message), the worst first; ModelLoading, with no
+    message, for a server that runs but has not passed its startup probe."""
+    state = container.get("state") or {}
+    waiting = state.get("waiting") or {}
+    failed = state.get("terminated") or {}
+    named = f"container {container['name']} of pod {pod_name}"
+    if waiting.get("reason") == "CrashLoopBackOff":
+        last = (container.get("lastState") or {}).get("terminated") or {}
+        restarts = container.get("restartCount", 0)
+        return CRASH_LOOPING, f"{named} keeps exiting ({exit_of(last)}); {restarts} restarts{quoted(last)}"
+    if int(failed.get("exitCode") or 0) != 0:
+        return CRASH_LOOPING, f"{named} exited ({exit_of(failed)}){quoted(failed)}"
+    if waiting.get("reason") in IMAGE_PULL_WAITS:
+        return IMAGE_PULL_FAILED, f"pod {pod_name} cannot pull {container.get('image', '')}"
+    if container["name"] == SERVER_CONTAINER and "running" in state and container.get("started") is False:
+        return MODEL_LOADING, ""
+    return None
+
+
+def pod_findings(pod: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every (reason, message) ``pod`` gives: its scheduling alone when it is not placed, else
+    one per troubled container, init containers first."""
+    placement = unschedulable(pod)
+    if placement is not None:
+        return [placement]
+    status = pod.get("status") or {}
+    containers = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
+    found = (container_problem(container, pod["metadata"]["name"]) for container in containers)
+    return [finding for finding in found if finding is not None]
+
+
 def pod_problem(pods: list[dict[str, Any]]) -> ConditionState | None:
-    """The most serious reason, across pods, why replicas are not serving."""
-    found: dict[str, str] = {}
-    loading = 0
+    """The most serious reason, across pods, why replicas are not serving: the first pod's message
+    of the worst failure, else how many are still loading the model."""
     live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-    for pod in live:
-        name = pod["metadata"]["name"]
-        scheduled = _condition(pod, "PodScheduled")
-        if (
-            scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable"
-        ):  # the scheduler's
-            message = scheduled.get("message", "")
-            reason = INSUFFICIENT_GPU if GPU_RESOURCE in message else UNSCHEDULABLE
-            found.setdefault(reason, f"pod {name} cannot be scheduled: {message}")
-            continue
-        status = pod.get("status") or {}
-        for container in [
-            *(status.get("initContainerStatuses") or []),
-            *(status.get("containerStatuses") or []),
-        ]:
-            state = container.get("state") or {}
-            waiting = state.get("waiting") or {}
-            failed = state.get("terminated") or {}
-            if waiting.get("reason") == "CrashLoopBackOff":
-                last = (container.get("lastState") or {}).get("terminated") or {}
-                found.setdefault(
-                    CRASH_LOOPING,
-                    f"container {container['name']} of pod {name} keeps exiting ({exit_of(last)}); "
-                    f"{container.get('restartCount', 0)} restarts{quoted(last)}",
-                )
-            elif int(failed.get("exitCode") or 0) != 0:
-                found.setdefault(
-                    CRASH_LOOPING,
-                    f"container {container['name']} of pod {name} exited ({exit_of(failed)}){quoted(failed)}",
-                )
-            elif waiting.get("reason") in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName"):
-                found.setdefault(IMAGE_PULL_FAILED, f"pod {name} cannot pull {container.get('image', '')}")
-            elif (
-                container["name"] == SERVER_CONTAINER
-                and "running" in (container.get("state") or {})
-                and container.get("started") is False
-            ):
-                loading += 1
+    findings = [finding for pod in live for finding in pod_findings(pod)]
     for reason in FAILURE_REASONS:
-        if reason in found:
-            return ConditionState("True", reason, found[reason])
+        message = next((said for found, said in findings if found == reason), None)
+        if message is not None:
+            return ConditionState("True", reason, message)
+    loading = sum(1 for found, _ in findings if found == MODEL_LOADING)
     if loading:
         return ConditionState("True", MODEL_LOADING, f"{loading} of {len(live)} pods are loading the model")
     return None
+
+
+@dataclass(frozen=True)
+class Replicas:
+    """What the Deployment reports of its replicas, against how many it should have."""
+
+    desired: int
+    ready: int
+    updated: int
+    total: int
+    seen_latest: bool  # the Deployment controller has acted on the latest spec
+
+    @property
+    def rolled_out(self) -> bool:
+        """Every replica runs the latest spec and is ready, and no old one is left."""
+        return self.seen_latest and self.updated == self.total == self.ready == self.desired
+
+
+def replicas_of(deployment: dict[str, Any] | None, desired_replicas: int) -> Replicas:
+    """The replica counts of ``deployment`` (none yet when it is absent); its own spec.replicas,
+    when set, is the desired count, since that is the HPA's choice when it has one."""
+    if deployment is None:
+        return Replicas(desired_replicas, 0, 0, 0, seen_latest=False)
+    status = deployment.get("status") or {}
+    wanted = (deployment.get("spec") or {}).get("replicas")
+    observed = int(status.get("observedGeneration") or 0)
+    return Replicas(
+        desired=desired_replicas if wanted is None else int(wanted),
+        ready=int(status.get("readyReplicas") or 0),
+        updated=int(status.get("updatedReplicas") or 0),
+        total=int(status.get("replicas") or 0),
+        seen_latest=observed >= int(deployment["metadata"].get("generation") or 0),
+    )
+
+
+def waiting_for_model(model_resolved: ConditionState) -> tuple[ConditionState, ConditionState]:
+    """Ready and Progressing before the Deployment exists: an unresolved model is the reason."""
+    if model_resolved.status != "True":
+        reason, message = model_resolved.reason, model_resolved.message
+    else:
+        reason, message = CREATING, ""
+    return (
+        ConditionState("False", reason, message or "the Deployment does not exist yet"),
+        ConditionState("True", reason, "waiting for the model before creating the Deployment"),
+    )
+
+
+def ready_state(replicas: Replicas, problem: ConditionState | None, endpoint: str) -> ConditionState:
+    """Ready once the Deployment exists: available, scaled to zero, or why replicas are missing."""
+    counted = f"{replicas.ready}/{replicas.desired} replicas ready"
+    if replicas.desired == 0:
+        return ConditionState("False", SCALED_TO_ZERO, "replicas is 0")
+    if replicas.ready >= replicas.desired:
+        return ConditionState("True", AVAILABLE, f"{counted} at {endpoint}")
+    if problem is None:
+        return ConditionState("False", PENDING, f"{counted}; replicas are starting")
+    return ConditionState("False", problem.reason, f"{counted}; {problem.message or 'replicas are starting'}")
+
+
+def progressing_state(replicas: Replicas, problem: ConditionState | None) -> ConditionState:
+    """Progressing once the Deployment exists: complete, or rolling out (named by a pod problem)."""
+    if replicas.rolled_out:
+        return ConditionState("False", ROLLOUT_COMPLETE, f"{replicas.desired} replicas up to date")
+    reason = problem.reason if problem is not None else ROLLING_OUT
+    return ConditionState("True", reason, f"{replicas.updated}/{replicas.desired} replicas updated")
+
+
+def degraded_state(
+    problem: ConditionState | None, model_resolved: ConditionState, deployed: bool
+) -> ConditionState:
+    """Degraded: a failing pod first; then a registry that no longer answers for a model being
+    served; a model not yet resolved before any Deployment is a wait, not a degradation."""
+    if problem is not None and problem.reason in FAILURE_REASONS:
+        return problem
+    if model_resolved.status == "False" and deployed:
+        message = f"serving the last resolved model; {model_resolved.message}"
+        return ConditionState("True", model_resolved.reason, message)
+    return ConditionState("False", AS_EXPECTED, "")
 
 
 def desired_status(
@@ -141,81 +226,29 @@ def desired_status(
     endpoint: str,
     now: str | None = None,
 ) -> dict[str, Any]:
-    conditions = list(current.get("conditions") or [])
-    dep_status = (deployment or {}).get("status") or {}
-    ready = int(dep_status.get("readyReplicas") or 0)
-    if deployment is not None and (deployment.get("spec") or {}).get("replicas") is not None:
-        desired_replicas = int(deployment["spec"]["replicas"])  # the HPA's choice when it has one
-    rolled_out = (
-        deployment is not None
-        and int(dep_status.get("observedGeneration") or 0)
-        >= int(deployment["metadata"].get("generation") or 0)
-        and int(dep_status.get("updatedReplicas") or 0) == desired_replicas
-        and int(dep_status.get("replicas") or 0) == desired_replicas
-        and ready == desired_replicas
-    )
+    """The whole status: each condition decided by one function above, then the counts."""
+    replicas = replicas_of(deployment, desired_replicas)
     problem = pod_problem(pods)
-
-    def put(type_: str, verdict: ConditionState) -> None:
-        nonlocal conditions
-        conditions = set_condition(
-            conditions, type_, verdict.status, verdict.reason, verdict.message, generation, now
-        )
-
-    put(MODEL_RESOLVED, model_resolved)
     if deployment is None:
-        waiting = model_resolved if model_resolved.status != "True" else ConditionState("False", CREATING, "")
-        reason = waiting.reason if waiting.status != "True" else CREATING
-        put(READY, ConditionState("False", reason, waiting.message or "the Deployment does not exist yet"))
-        put(
-            PROGRESSING,
-            ConditionState("True", reason, "waiting for the model before creating the Deployment"),
-        )
+        ready, progressing = waiting_for_model(model_resolved)
     else:
-        if desired_replicas == 0:
-            put(READY, ConditionState("False", SCALED_TO_ZERO, "replicas is 0"))
-        elif ready >= desired_replicas:
-            put(
-                READY,
-                ConditionState("True", AVAILABLE, f"{ready}/{desired_replicas} replicas ready at {endpoint}"),
-            )
-        else:
-            verdict = problem or ConditionState("True", PENDING, "")
-            message = verdict.message or "replicas are starting"
-            put(
-                READY,
-                ConditionState(
-                    "False", verdict.reason, f"{ready}/{desired_replicas} replicas ready; {message}"
-                ),
-            )
-        if rolled_out:
-            put(
-                PROGRESSING,
-                ConditionState("False", ROLLOUT_COMPLETE, f"{desired_replicas} replicas up to date"),
-            )
-        else:
-            reason = problem.reason if problem is not None else ROLLING_OUT
-            updated = int(dep_status.get("updatedReplicas") or 0)
-            put(
-                PROGRESSING,
-                ConditionState("True", reason, f"{updated}/{desired_replicas} replicas updated"),
-            )
-    if problem is not None and problem.reason in FAILURE_REASONS:
-        put(DEGRADED, problem)
-    elif model_resolved.status == "False" and deployment is not None:
-        put(
-            DEGRADED,
-            ConditionState(
-                "True", model_resolved.reason, f"serving the last resolved model; {model_resolved.message}"
-            ),
+        ready, progressing = ready_state(replicas, problem, endpoint), progressing_state(replicas, problem)
+    states = {
+        MODEL_RESOLVED: model_resolved,
+        READY: ready,
+        PROGRESSING: progressing,
+        DEGRADED: degraded_state(problem, model_resolved, deployed=deployment is not None),
+    }
+    conditions = list(current.get("conditions") or [])
+    for type_, state in states.items():
+        conditions = set_condition(
+            conditions, type_, state.status, state.reason, state.message, generation, now
         )
-    else:
-        put(DEGRADED, ConditionState("False", AS_EXPECTED, ""))
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "conditions": conditions,
-        "replicas": int(dep_status.get("replicas") or 0),
-        "readyReplicas": ready,
+        "replicas": replicas.total,
+        "readyReplicas": replicas.ready,
         "selector": selector,
         "endpoint": endpoint,
     }

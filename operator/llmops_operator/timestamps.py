@@ -39,6 +39,15 @@ def parse_time(text: str) -> datetime:
     return datetime.strptime(text, MICRO_FORMAT if "." in text else FORMAT).replace(tzinfo=UTC)
 
 
+def parse_rfc3339(text: str) -> datetime:
+    """Any RFC 3339 time a user writes in a spec (an offset other than Z, fractions of a second),
+    keeping its offset; one without a zone is refused, since it could be any moment."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone: say which")
+    return moment
+
+
 def seconds_since(text: str | None, moment: datetime) -> float:
     """Seconds from the timestamp ``text`` to ``moment``; infinite when there is none."""
     return math.inf if not text else (_aware(moment) - parse_time(text)).total_seconds()

@@ -227,9 +227,6 @@ class LLMGatewaySpec(K8sModel):
     )
     min_available: int | None = Field(default=None, ge=0, description="A PodDisruptionBudget when set.")
 
-    def route_names(self) -> list[str]:
-        return [route.name for route in self.routes]
-
 
 def _known(expression: str) -> str:
     return f"self.routes.exists(r, r.name == {expression})"

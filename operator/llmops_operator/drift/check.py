@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .. import names
+from .. import names, timestamps
 from ..api.driftmonitor import DriftMonitorSpec, DriftPolicy, FeatureCheck, FeatureResult, FeatureSpec
 from ..durations import parse_duration
 from ..metrics import MetricsProvider
@@ -19,7 +19,7 @@ from ..statistics.drift import DEFAULT_FLOORS, FeatureVerdict, TestName, judge_f
 from ..statistics.drift_types import PastCheck
 from ..statistics.drift_types import pattern as drift_pattern
 from ..statistics.histogram import Histogram
-from ..timestamps import format_time, seconds_since
+from ..timestamps import format_time, parse_rfc3339, seconds_since
 from .datasets import Columns, column
 
 P_VALUE_TESTS = ("ks", "chiSquare")  # whose threshold is a significance level, not a distance
@@ -53,9 +53,8 @@ def windows(spec: DriftMonitorSpec, now: datetime) -> tuple[Window | None, Windo
         end = now - timedelta(seconds=parse_duration(baseline_spec.relative.offset))
         return Window(end - timedelta(seconds=parse_duration(baseline_spec.relative.duration)), end), current
     if baseline_spec.fixed is not None:
-        start = datetime.fromisoformat(baseline_spec.fixed.start.replace("Z", "+00:00"))
-        end = datetime.fromisoformat(baseline_spec.fixed.end.replace("Z", "+00:00"))
-        return Window(start, end), current
+        fixed = baseline_spec.fixed
+        return Window(parse_rfc3339(fixed.start), parse_rfc3339(fixed.end)), current
     return None, current
 
 
@@ -246,7 +245,7 @@ def judge(
     policy = spec.policy
     comparisons = len(spec.features) if policy.bonferroni else 1
     earlier = {result.name: result for result in previous or []}
-    moment = now or datetime.now(UTC)
+    moment = now or timestamps.now()
     window_seconds = float(parse_duration(spec.current_window))
     results, drifted, no_data = [], [], []
     for feature in spec.features:

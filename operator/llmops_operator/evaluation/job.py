@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import API_VERSION, FIELD_MANAGER
 from ..api.evaluation import EvaluationSpec
-from ..names import EVALUATION_OF_LABEL
+from ..names import EVALUATION_OF_LABEL, MANAGED_BY_LABEL, NAME_LABEL
 from ..rendering.llmdeployment import restricted_security_context
 
 SERVICE_PORT = 8000  # the LLMDeployment Service's port
@@ -40,8 +40,8 @@ def evaluation_job(
 ) -> dict[str, Any]:
     meta = rollout["metadata"]
     labels = {
-        "app.kubernetes.io/name": "evaluation",
-        "app.kubernetes.io/managed-by": FIELD_MANAGER,
+        NAME_LABEL: "evaluation",
+        MANAGED_BY_LABEL: FIELD_MANAGER,
         EVALUATION_OF_LABEL: meta["name"],
     }
     env: list[dict[str, Any]] = [{"name": "MLFLOW_TRACKING_URI", "value": tracking_uri}]

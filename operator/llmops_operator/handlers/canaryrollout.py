@@ -37,6 +37,7 @@ from ..names import (
     CANARY_REMOVED,
     COMPLETED,
     EXPERIMENT_DECIDED,
+    FAILED_FAST,
     NO_DATA,
     PROMOTED,
     PROMOTING,
@@ -420,7 +421,7 @@ class _Tick:
                 refused.add(look.metric.name)
         outcome = gates.judge_looks(self.status, answered)
         if isinstance(outcome, gates.Fail):
-            telemetry.measured(self.namespace, self.name, outcome.metric, "FailedFast")
+            telemetry.measured(self.namespace, self.name, outcome.metric, FAILED_FAST)
         return outcome
 
     def _pause_message(self) -> str:

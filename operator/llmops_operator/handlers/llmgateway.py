@@ -23,8 +23,7 @@ from ..gateway import pricing
 from ..gateway import routes as gateway_routes
 from ..gateway import status as gateway_status
 from ..kube import Kube, contains
-from ..metrics.prometheus import PrometheusProvider
-from ..metrics.provider import MetricsUnavailable, QueryFailed
+from ..metrics import MetricsUnavailable, QueryFailed, provider_for
 from ..names import APPLIED, CONFIG_APPLIED, READY, ROUTES_READY
 from ..rendering import llmgateway as rendering
 from ..serving_status import SERVICE_MONITOR_CRD
@@ -38,8 +37,7 @@ class LLMGatewayController:
         self.kube = kube
 
     def _throughput(self, spec: LLMGatewaySpec, previous: dict[str, float]) -> gateway_routes.Measured:
-        url = spec.pricing.prometheus.address if spec.pricing.prometheus else self.settings.prometheus_url
-        provider = PrometheusProvider(url)
+        provider = provider_for(spec.pricing.prometheus, self.settings.prometheus_url)
 
         def measured(served: str) -> float | None:
             try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
@@ -10,6 +10,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
+from ..timestamps import now
 from .provider import MetricsUnavailable, QueryFailed
 
 QUERY_TIMEOUT_SECONDS = 10
@@ -44,7 +45,7 @@ class PrometheusProvider:
     def range(
         self, query: str, seconds: float, step_seconds: float, end: datetime | None = None
     ) -> list[float]:
-        end = end or datetime.now(UTC)
+        end = end or now()
         result = self._call(
             self._client.custom_query_range,
             query=query,

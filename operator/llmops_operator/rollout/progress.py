@@ -33,6 +33,7 @@ from ..names import (
     NOT_PROMOTED,
     NOT_ROLLED_BACK,
     PAUSED,
+    PENDING,
     PROGRESSING,
     PROMOTED,
     PROMOTING,
@@ -351,5 +352,5 @@ def conditions_for(
     if promoted:
         put(READY, "True", PROMOTED, detail or "the canary is the new stable")
     else:
-        put(READY, "False", phase or "Pending", detail or where)
+        put(READY, "False", phase or PENDING, detail or where)
     return conditions

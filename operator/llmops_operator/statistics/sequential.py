@@ -28,7 +28,6 @@ VARIANCE_FLOOR = 0.25**2  # sigma never below 0.25 log units (about +-28% a wind
 CLIP = 3.0  # |y| <= 3: a window cannot weigh more than a 20-fold ratio
 EPSILON = 0.01  # a value of zero counts as 1% of the bound (a log needs a positive value)
 MIN_SAMPLES = 3  # the plug-in variance needs a few samples before a verdict can lean on it
-TEST_NAME = "mSPRT"
 
 
 @dataclass(frozen=True)
