@@ -13,6 +13,7 @@ times slower. The script polls the rollout and prints per routing mode:
   from Prometheus' query log (every query it answered, timestamped).
 
 Usage: .venv/bin/python benchmarks/canary_detection.py [--interval 10] [--failure-limit 0]
+    [--fail-fast on|off]
 Needs `make cluster` (started if absent), the CRDs, and `make tools` (Prometheus). Prints figures.
 The models are plain S3 URIs: the registry plays no part in detection.
 """
@@ -43,12 +44,13 @@ from tests.integration.conftest import (  # noqa: E402
 from tests.simulator.loadgen import LoadGenerator  # noqa: E402
 from tests.simulator.vllm_sim import Behaviour, VLLMSimulator  # noqa: E402
 
-from llmops_operator.rollout.analysis import PRESETS, render_query  # noqa: E402
+from llmops_operator.metrics.templates import render_query  # noqa: E402
+from llmops_operator.rollout.analysis import PRESETS  # noqa: E402
 
 THRESHOLD_MS = 400
 
 
-def run(mode: str, interval: int, failure_limit: int, cluster: Cluster) -> dict[str, float]:
+def run(mode: str, interval: int, failure_limit: int, fail_fast: bool, cluster: Cluster) -> dict[str, float]:
     namespace = f"bench-canary-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", namespace)
     work = Path(tempfile.mkdtemp(prefix="canary-bench-"))
@@ -97,6 +99,7 @@ def run(mode: str, interval: int, failure_limit: int, cluster: Cluster) -> dict[
             "interval": f"{interval}s",
             "metrics": [{"name": "latency", "preset": "e2eLatencyP95", "max": str(THRESHOLD_MS)}],
             "failureLimit": failure_limit,
+            "failFast": {"enabled": fail_fast},
         },
     }
     if mode == "gateway-api":
@@ -199,16 +202,19 @@ def main() -> None:
     parser.add_argument("--interval", type=int, default=10)
     parser.add_argument("--failure-limit", type=int, default=0)
     parser.add_argument("--modes", nargs="*", default=["replica-ratio", "gateway-api"])
+    parser.add_argument(
+        "--fail-fast", choices=("on", "off"), default="on", help="off: one look per interval only"
+    )
     args = parser.parse_args()
     subprocess.run([str(ROOT / "tools" / "cluster.sh"), "up"], check=True)
     cluster = Cluster(KUBECONFIG)
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     print(
         f"analysis interval {args.interval}s, failureLimit {args.failure_limit}, "
-        f"threshold p95 <= {THRESHOLD_MS} ms"
+        f"threshold p95 <= {THRESHOLD_MS} ms, fail fast {args.fail_fast}"
     )
     for mode in args.modes:
-        figures = run(mode, args.interval, args.failure_limit, cluster)
+        figures = run(mode, args.interval, args.failure_limit, args.fail_fast == "on", cluster)
         text = ", ".join(f"{key} {value:.2f}" for key, value in figures.items())
         in_intervals = (figures["first_failed_s"] + figures["decided_s"]) / args.interval
         print(f"{mode}: {text}; visible-to-decided {in_intervals:.2f} intervals")
