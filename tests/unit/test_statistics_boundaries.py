@@ -290,6 +290,19 @@ def test_each_default_floor_is_a_shift_of_five_hundredths_of_an_sd() -> None:
         assert 0.999 * value <= DEFAULT_FLOORS[test] <= 1.05 * value, test
 
 
+def test_large_tied_samples_get_scipys_ks_and_wasserstein() -> None:
+    """Past the exact-KS limit both CDFs come from one merge of the sorted samples; inside a run
+    of tied values the running counts are partial (all of one window's copies first), and only
+    the run's end may count."""
+    a, b = np.round(normal(89, 30_000), 1), np.round(normal(90, 20_000, mean=0.03), 1)
+    pair = SamplePair(a, b)
+    assert pair.ks().statistic == stats.ks_2samp(a, b).statistic
+    assert pair.ks().p_value == pytest.approx(stats.ks_2samp(a, b).pvalue, rel=1e-6)
+    assert pair.wasserstein().statistic == pytest.approx(stats.wasserstein_distance(a, b) / np.std(a))
+    same = SamplePair(a, a[::-1].copy())  # every value tied across the windows
+    assert (same.ks().statistic, same.wasserstein().statistic) == (0.0, 0.0)
+
+
 def test_quantiles_of_sorted_samples_are_numpys() -> None:
     values = np.sort(normal(84, 137))
     probabilities = [0.0, 0.1, 0.25, 0.333, 0.5, 0.9, 0.999, 1.0]
