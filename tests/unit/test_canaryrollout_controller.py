@@ -498,3 +498,33 @@ def test_a_keyed_run_a_crash_left_unfinished_is_logged_into_not_doubled(
     run = client.get_run(crashed)
     assert (run.info.status, run.data.params, run.data.metrics) == ("FINISHED", {"p": "1"}, {"m": 2.0})
     assert len(client.search_runs([experiment_id])) == 1
+
+
+def test_the_evaluation_job_reaches_mlflow_with_the_canarys_own_secrets_by_reference(
+    store: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    evaluation = {
+        "dataset": {"configMap": {"name": "prompts", "key": "data.jsonl"}},
+        "scorers": [{"name": "exact", "type": "exactMatch", "min": "0.9"}],
+    }
+    dataset = {
+        "kind": "ConfigMap",
+        "metadata": {"name": "prompts", "namespace": NS},
+        "data": {"data.jsonl": '{"prompt": "2+2?", "reference": "4"}\n'},
+    }
+    credentials = {"mlflowSecret": "mlflow-creds", "s3Secret": "s3-creds"}
+    kube = FakeKube(rollout_object(evaluation=evaluation), target_object(credentials=credentials), dataset)
+    settings = Settings(mlflow_tracking_uri=store)
+    tick = CanaryRolloutController(settings, kube, lambda endpoint, url: FixedProvider(0.0)).tick
+    tick(NS, "r", [kube.stored("CanaryRollout", NS, "r")])  # the canary, at 0%
+    canary = kube.objects[("LLMDeployment", NS, "llama-canary")]
+    canary["status"] = {"conditions": [{"type": "Ready", "status": "True"}], "model": {"version": "2"}}
+    tick(NS, "r", [kube.stored("CanaryRollout", NS, "r")])
+    (job,) = [obj for (kind, _, _), obj in kube.objects.items() if kind == "Job"]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"] == [
+        {"secretRef": {"name": "mlflow-creds"}},
+        {"secretRef": {"name": "s3-creds"}},
+    ]
+    assert container["env"] == [{"name": "MLFLOW_TRACKING_URI", "value": store}]  # no value of a Secret
