@@ -435,17 +435,19 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Real MLflow on a sqlite file, no server; made once (creating its tables takes seconds)."""
     from mlflow import MlflowClient
 
-    tracking = f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
-    MlflowClient(tracking).search_experiments()
+    directory = tmp_path_factory.mktemp("mlflow")
+    tracking = f"sqlite:///{directory}/mlflow.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(directory)  # the store's artifact root, ./mlruns, is fixed where it is made
+        MlflowClient(tracking).search_experiments()
     return tracking
 
 
 def test_an_experiment_decided_again_after_a_lost_status_write_reuses_its_run_and_its_verdict(
-    store: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    store: str,
 ) -> None:
     from mlflow import MlflowClient
 
-    monkeypatch.chdir(tmp_path)  # the store's artifacts go to ./mlruns
     tracking = store
     kube = decided_experiment()
     before = copy.deepcopy(kube.stored("CanaryRollout", NS, "r"))
@@ -474,13 +476,12 @@ def test_an_experiment_decided_again_after_a_lost_status_write_reuses_its_run_an
 
 
 def test_a_keyed_run_a_crash_left_unfinished_is_logged_into_not_doubled(
-    store: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    store: str,
 ) -> None:
     from mlflow import MlflowClient
 
     from llmops_operator.registry.mlflow import finished_run, log_run
 
-    monkeypatch.chdir(tmp_path)
     client = MlflowClient(store)
     experiment_id = client.create_experiment("crashed")
     crashed = client.create_run(experiment_id, tags={"k": "one"}).info.run_id  # no params, not ended
@@ -501,9 +502,8 @@ def test_a_keyed_run_a_crash_left_unfinished_is_logged_into_not_doubled(
 
 
 def test_the_evaluation_job_reaches_mlflow_with_the_canarys_own_secrets_by_reference(
-    store: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    store: str,
 ) -> None:
-    monkeypatch.chdir(tmp_path)
     evaluation = {
         "dataset": {"configMap": {"name": "prompts", "key": "data.jsonl"}},
         "scorers": [{"name": "exact", "type": "exactMatch", "min": "0.9"}],
