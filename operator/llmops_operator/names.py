@@ -45,6 +45,7 @@ EVALUATION_TAG = (
 EVALUATION_KEY_TAG = f"{GROUP}/evaluation-key"  # on an evaluation run: which evaluation it is
 EVALUATION_READY_TAG = f"{GROUP}/evaluation-ready"  # on an evaluation run: its inputs are logged
 EVALUATION_RUN_TAG = f"{GROUP}/evaluation-run"  # on a version: the run that evaluated it
+EXPERIMENT_KEY_TAG = f"{GROUP}/experiment-key"  # on an experiment run: which decision it is
 
 # -- annotations ------------------------------------------------------------------------------------
 SERVES_FOR_ANNOTATION = f"{GROUP}/serves-for"

@@ -3,6 +3,7 @@ status, Events and the objects it writes, for each way a tick can go."""
 
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 from typing import Any
 
@@ -367,3 +368,163 @@ def test_fail_fast_off_waits_for_the_full_measurement() -> None:
     provider = ByQuery(errors=20.0, latency_ms=100.0)
     status = tick_with(kube, provider)
     assert status["phase"] == "Progressing" and provider.looks == [] and not status.get("failFast")
+
+
+RATE = {
+    "successes": "sum(feedback_good{service='{{canary}}'})",
+    "trials": "sum(feedback_total{service='{{canary}}'})",
+}
+
+
+def decided_experiment() -> FakeKube:
+    """A rollout whose 10-minute experiment at 30% began 11 minutes ago: it is decided now."""
+    experiment = {"duration": "10m", "weight": 30, "metrics": [{"name": "feedback", "rate": RATE}]}
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "chat", "namespace": NS},
+        "spec": {
+            "rules": [
+                {
+                    "backendRefs": [
+                        {"name": "llama", "port": 8000, "weight": 70},
+                        {"name": "llama-canary", "port": 8000, "weight": 30},
+                    ]
+                }
+            ]
+        },
+    }
+    body = rollout_object(
+        steps=[{"experiment": experiment}, {"setWeight": 100}],
+        trafficRouting={"gatewayAPI": {"httpRoute": "chat"}},
+    )
+    began = format_time(now() - timedelta(minutes=11))
+    body["status"] = {
+        "phase": "Progressing",
+        "canaryName": "llama-canary",
+        "canaryWeight": 30,
+        "stableWeight": 70,
+        "currentStepIndex": 0,
+        "stepStartedAt": began,
+        "weightVerifiedAt": began,
+        "experimentStartedAt": began,
+    }
+    return FakeKube(body, target_object(), deployment("llama", 2), deployment("llama-canary", 1), route)
+
+
+class Feedback:
+    """Each side's feedback counts: ``good`` of 1000 for the canary, 500 of 1000 for the stable."""
+
+    def __init__(self, good: float) -> None:
+        self.good = good
+
+    def instant(self, query: str, at: Any = None) -> list[float]:
+        if "feedback_total" in query:
+            return [1000.0]
+        return [self.good if "llama-canary" in query else 500.0]
+
+    def range(self, query: str, seconds: float, step_seconds: float, end: Any = None) -> list[float]:
+        return [0.0] * int(seconds / step_seconds)
+
+    def buckets(self, query: str, at: Any) -> dict[float, float]:
+        raise AssertionError("a rollout reads no histograms")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Real MLflow on a sqlite file, no server; made once (creating its tables takes seconds)."""
+    from mlflow import MlflowClient
+
+    directory = tmp_path_factory.mktemp("mlflow")
+    tracking = f"sqlite:///{directory}/mlflow.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(directory)  # the store's artifact root, ./mlruns, is fixed where it is made
+        MlflowClient(tracking).search_experiments()
+    return tracking
+
+
+def test_an_experiment_decided_again_after_a_lost_status_write_reuses_its_run_and_its_verdict(
+    store: str,
+) -> None:
+    from mlflow import MlflowClient
+
+    tracking = store
+    kube = decided_experiment()
+    before = copy.deepcopy(kube.stored("CanaryRollout", NS, "r"))
+
+    def decide(good: float) -> dict[str, Any]:
+        def providers(endpoint: PrometheusEndpoint | None, default_url: str) -> MetricsProvider:
+            return Feedback(good)
+
+        settings = Settings(mlflow_tracking_uri=tracking)
+        CanaryRolloutController(settings, kube, providers).tick(
+            NS, "r", [kube.stored("CanaryRollout", NS, "r")]
+        )
+        return kube.status_of("CanaryRollout", NS, "r")
+
+    first = decide(good=500.0)["experiments"]
+    assert [r["decision"] for r in first] == ["NoDifference"] and first[0]["mlflowRunId"]
+    kube.put(before)  # the restart: the decision's status write never happened
+    again = decide(good=400.0)["experiments"]  # later counts would now say CanaryWorse
+    assert again == first  # the logged decision, read back, not a second one
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name(f"canaryrollout/{NS}/r")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert [run.info.run_id for run in runs] == [first[0]["mlflowRunId"]]
+    assert runs[0].data.params["feedback/decision"] == "NoDifference"
+
+
+def test_a_keyed_run_a_crash_left_unfinished_is_logged_into_not_doubled(
+    store: str,
+) -> None:
+    from mlflow import MlflowClient
+
+    from llmops_operator.registry.mlflow import finished_run, log_run
+
+    client = MlflowClient(store)
+    experiment_id = client.create_experiment("crashed")
+    crashed = client.create_run(experiment_id, tags={"k": "one"}).info.run_id  # no params, not ended
+    key = ("k", "one")
+    assert finished_run(store, "crashed", key) is None
+
+    def log() -> str:
+        return log_run(
+            store, "crashed", "n", tags={}, params={"p": "1"}, metrics={"m": 2.0}, texts={}, key=key
+        )
+
+    assert log() == crashed
+    assert finished_run(store, "crashed", key) == crashed
+    assert log() == crashed
+    run = client.get_run(crashed)
+    assert (run.info.status, run.data.params, run.data.metrics) == ("FINISHED", {"p": "1"}, {"m": 2.0})
+    assert len(client.search_runs([experiment_id])) == 1
+
+
+def test_the_evaluation_job_reaches_mlflow_with_the_canarys_own_secrets_by_reference(
+    store: str,
+) -> None:
+    evaluation = {
+        "dataset": {"configMap": {"name": "prompts", "key": "data.jsonl"}},
+        "scorers": [{"name": "exact", "type": "exactMatch", "min": "0.9"}],
+    }
+    dataset = {
+        "kind": "ConfigMap",
+        "metadata": {"name": "prompts", "namespace": NS},
+        "data": {"data.jsonl": '{"prompt": "2+2?", "reference": "4"}\n'},
+    }
+    credentials = {"mlflowSecret": "mlflow-creds", "s3Secret": "s3-creds"}
+    kube = FakeKube(rollout_object(evaluation=evaluation), target_object(credentials=credentials), dataset)
+    settings = Settings(mlflow_tracking_uri=store)
+    tick = CanaryRolloutController(settings, kube, lambda endpoint, url: FixedProvider(0.0)).tick
+    tick(NS, "r", [kube.stored("CanaryRollout", NS, "r")])  # the canary, at 0%
+    canary = kube.objects[("LLMDeployment", NS, "llama-canary")]
+    canary["status"] = {"conditions": [{"type": "Ready", "status": "True"}], "model": {"version": "2"}}
+    tick(NS, "r", [kube.stored("CanaryRollout", NS, "r")])
+    (job,) = [obj for (kind, _, _), obj in kube.objects.items() if kind == "Job"]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"] == [
+        {"secretRef": {"name": "mlflow-creds"}},
+        {"secretRef": {"name": "s3-creds"}},
+    ]
+    assert container["env"] == [{"name": "MLFLOW_TRACKING_URI", "value": store}]  # no value of a Secret

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from llmops_operator.api.evaluation import EvaluationSpec, EvaluationStatus, PairedComparison, ScorerSpec
+from llmops_operator.api.llmdeployment import CredentialsSpec
 from llmops_operator.evaluation.dataset import DatasetError, Record, parse_records, sample
 from llmops_operator.evaluation.job import evaluation_job, judge_key_env
 from llmops_operator.evaluation.judge import judge_prompt, parse_grade
@@ -112,7 +113,7 @@ def test_the_job_runs_the_operator_image_with_the_run_and_a_key_by_reference() -
         }
     )
     rollout = {"metadata": {"name": "r", "namespace": "ns", "uid": "u"}}
-    job = evaluation_job(rollout, spec, "r-eval-1", "RUN", "img:1", "http://mlflow")
+    job = evaluation_job(rollout, spec, "r-eval-1", "RUN", "img:1", "http://mlflow", CredentialsSpec())
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["llmops-operator"] and container["args"] == [
         "evaluate",
@@ -123,6 +124,13 @@ def test_the_job_runs_the_operator_image_with_the_run_and_a_key_by_reference() -
     env = {item["name"]: item for item in container["env"]}
     assert env[judge_key_env("judge")]["valueFrom"] == {"secretKeyRef": {"name": "s", "key": "t"}}
     assert job["metadata"]["ownerReferences"][0]["uid"] == "u"
+    assert "envFrom" not in container  # no registry Secret named: none mounted
+    with_mlflow = evaluation_job(
+        rollout, spec, "r-eval-1", "RUN", "img:1", "http://mlflow", CredentialsSpec(mlflow_secret="creds")
+    )
+    assert with_mlflow["spec"]["template"]["spec"]["containers"][0]["envFrom"] == [
+        {"secretRef": {"name": "creds"}}
+    ]
 
 
 def test_what_a_tick_makes_of_the_verdict() -> None:

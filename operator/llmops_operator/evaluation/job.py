@@ -1,7 +1,9 @@
 """The evaluation Job a rollout creates: the operator's own image running ``llmops-operator
 evaluate --run-id RUN``, owned by the rollout. Everything the evaluator needs (the sampled
 prompts, the scorers, the endpoints) is in the MLflow run, so the Job needs no Kubernetes API
-access; a judge's API key reaches it only as an env var from the Secret the spec names."""
+access; a judge's API key reaches it only as an env var from the Secret the spec names, and the
+MLflow credentials as the canary LLMDeployment's own Secrets (``credentials.mlflowSecret`` and
+``s3Secret``, the ones its model download uses), by reference."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from typing import Any
 
 from .. import API_VERSION, FIELD_MANAGER
 from ..api.evaluation import EvaluationSpec
+from ..api.llmdeployment import CredentialsSpec
 from ..names import EVALUATION_OF_LABEL, MANAGED_BY_LABEL, NAME_LABEL
-from ..rendering.llmdeployment import restricted_security_context
+from ..rendering.llmdeployment import registry_env_from, restricted_security_context
 
 SERVICE_PORT = 8000  # the LLMDeployment Service's port
 
@@ -36,7 +39,13 @@ def job_name(rollout: str, key: str) -> str:
 
 
 def evaluation_job(
-    rollout: dict[str, Any], spec: EvaluationSpec, name: str, run_id: str, image: str, tracking_uri: str
+    rollout: dict[str, Any],
+    spec: EvaluationSpec,
+    name: str,
+    run_id: str,
+    image: str,
+    tracking_uri: str,
+    credentials: CredentialsSpec | None,
 ) -> dict[str, Any]:
     meta = rollout["metadata"]
     labels = {
@@ -50,7 +59,7 @@ def evaluation_job(
         if secret is not None:
             reference = {"name": secret.name, "key": secret.key}
             env.append({"name": judge_key_env(scorer.name), "valueFrom": {"secretKeyRef": reference}})
-    container = {
+    container: dict[str, Any] = {
         "name": "evaluate",
         "image": image,
         "command": ["llmops-operator"],
@@ -59,6 +68,9 @@ def evaluation_job(
         "securityContext": restricted_security_context(),
         "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
     }
+    env_from = registry_env_from(credentials)
+    if env_from:
+        container["envFrom"] = env_from
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

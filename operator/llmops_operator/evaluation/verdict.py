@@ -3,8 +3,10 @@ a paired one-sided test on the per-prompt differences against the stable's answe
 
 A scorer fails its comparison only when the canary is worse with significance (p < alpha) *and*
 its mean is below the stable's by more than ``maxRegression``, so "no worse than the champion" is
-a statistical statement: an equal model fails at most alpha of the time, whatever the margin.
-Wilcoxon's signed-rank test (scipy, zeros dropped as Wilcoxon did) or a paired bootstrap (scipy's
+a statistical statement: an equal model fails about alpha of the time at most, whatever the
+margin (benchmarks/evaluation_gate.py computes it). Wilcoxon's signed-rank test (scipy, zeros
+dropped as Wilcoxon did; on binary scores it is the sign test's normal approximation, within 0.2
+points of the most powerful test's power) or a paired bootstrap (scipy's
 ``bootstrap`` on the differences) gives the p-value; the interval shown is always the paired
 bootstrap's percentile interval of the mean difference at confidence 1 - 2 alpha (its ends are the
 one-sided 1 - alpha bounds).

@@ -10,6 +10,7 @@ killed mid-step resumes at the same step with the same canary.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -21,7 +22,13 @@ from kubernetes.client import ApiException
 from pydantic import ValidationError
 
 from .. import GROUP, VERSION, telemetry
-from ..api.canaryrollout import CanaryRollout, CanaryRolloutSpec, CanaryRolloutStatus, RollbackStatus
+from ..api.canaryrollout import (
+    CanaryRollout,
+    CanaryRolloutSpec,
+    CanaryRolloutStatus,
+    ExperimentResult,
+    RollbackStatus,
+)
 from ..api.common import PrometheusEndpoint
 from ..api.llmdeployment import LLMDeploymentSpec
 from ..conditions import invalid_spec_status
@@ -37,6 +44,7 @@ from ..names import (
     CANARY_REMOVED,
     COMPLETED,
     EXPERIMENT_DECIDED,
+    EXPERIMENT_KEY_TAG,
     FAILED_FAST,
     NO_DATA,
     PROMOTED,
@@ -52,7 +60,15 @@ from ..names import (
     WEIGHT_SET,
     canary_name,
 )
-from ..registry.mlflow import RegistryUnavailable, log_run, set_alias, tag_version
+from ..registry.mlflow import (
+    ArtifactNotFound,
+    RegistryUnavailable,
+    download_text,
+    finished_run,
+    log_run,
+    set_alias,
+    tag_version,
+)
 from ..rollout import analysis, experiment, failfast, gates, progress
 from ..rollout import evaluation as evaluation_gate
 from ..rollout.canary import canary_overlay, desired_canary, leaves
@@ -314,11 +330,9 @@ class _Tick:
             return gates.Wait(NO_DATA, f"experiment undecided: {error}", keep_phase=True)
         return gates.PROCEED
 
-    def _decide(self, index: int, results: list[Any]) -> gates.Outcome:
+    def _decide(self, index: int, results: list[ExperimentResult]) -> gates.Outcome:
         """The experiment's verdict into status, an MLflow run and an Event."""
-        run_id = self._log_experiment(index, results)
-        for result in results:
-            result.mlflow_run_id = run_id
+        results = self._log_experiment(index, results)
         self.status.experiments = [*self.status.experiments, *results]
         said = "; ".join(f"{r.metric} {r.decision} ({r.difference} in {r.interval})" for r in results)
         worse = [r for r in results if r.decision == "CanaryWorse"]
@@ -327,9 +341,19 @@ class _Tick:
         self.events.append(gates.normal(EXPERIMENT_DECIDED, f"experiment (step {index + 1}): {said}"))
         return gates.PROCEED
 
-    def _log_experiment(self, index: int, results: list[Any]) -> str:
+    def _log_experiment(self, index: int, results: list[ExperimentResult]) -> list[ExperimentResult]:
         """One MLflow run per decided experiment: per metric the difference, its interval and the
-        decision. MLflow being away costs the run, never the verdict."""
+        decision, and the results themselves. The run is keyed by the decision, so a decision made
+        again after a restart lost its status write is the logged one, read back: one run, and
+        status saying what it says. MLflow being away costs the run, never the verdict."""
+        status, tracking = self.status, self.settings.mlflow_tracking_uri
+        assert status.experiment_started_at is not None
+        uid = self.body["metadata"]["uid"]
+        key = (
+            EXPERIMENT_KEY_TAG,
+            experiment.experiment_key(uid, status.handled_request, index, status.experiment_started_at),
+        )
+        name = f"canaryrollout/{self.namespace}/{self.name}"
         metrics: dict[str, float] = {}
         params: dict[str, str] = {}
         for r in results:
@@ -339,20 +363,27 @@ class _Tick:
             params.update({f"{r.metric}/decision": r.decision, f"{r.metric}/canary": r.canary})
             params[f"{r.metric}/stable"] = r.stable
         try:
-            return log_run(
-                self.settings.mlflow_tracking_uri,
-                f"canaryrollout/{self.namespace}/{self.name}",
+            logged = finished_run(tracking, name, key)
+            if logged is not None:
+                recorded = json.loads(download_text(tracking, logged, experiment.RESULTS_ARTIFACT))
+                return [ExperimentResult.model_validate(item | {"mlflowRunId": logged}) for item in recorded]
+            document = [r.model_dump(mode="json", by_alias=True) for r in results]
+            run_id = log_run(
+                tracking,
+                name,
                 f"experiment-step-{index + 1}",
                 tags={ROLLOUT_LABEL: self.name},
                 params=params,
                 metrics=metrics,
-                texts={},
+                texts={experiment.RESULTS_ARTIFACT: json.dumps(document, indent=2)},
+                key=key,
             )
-        except RegistryUnavailable as error:
+        except (RegistryUnavailable, ArtifactNotFound) as error:
             self.events.append(
                 gates.warning(REGISTRY_UNAVAILABLE, f"experiment not logged to MLflow: {error}")
             )
-            return ""
+            return results
+        return [r.model_copy(update={"mlflow_run_id": run_id}) for r in results]
 
     def _wait_for_measurement(self) -> None:
         """A measurement due before the next tick is taken at its instant, not up to a tick late:

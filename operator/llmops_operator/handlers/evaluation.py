@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from kubernetes.client import ApiException
 
 from ..api.evaluation import EvaluationStatus, ScorerResult
+from ..api.llmdeployment import CredentialsSpec
 from ..evaluation.dataset import DatasetError, parse_records, sample, to_jsonl
 from ..evaluation.job import evaluation_job, evaluation_key, job_name, service_url
 from ..evaluation.runner import CONFIG_ARTIFACT, DATASET_ARTIFACT, VERDICT_ARTIFACT
@@ -81,10 +82,13 @@ class EvaluationStage:
             evaluation.phase = evaluation.phase or "Pending"
             return f"waiting for the canary {canary_name(tick.target)} to be Ready for its evaluation"
         if not evaluation.job_name:
-            return self._start(evaluation)
+            # the canary's own registry credentials (the target's, unless the canary changes them)
+            return self._start(
+                evaluation, CredentialsSpec.model_validate(desired["spec"].get("credentials") or {})
+            )
         return self._follow(evaluation, full)
 
-    def _start(self, evaluation: EvaluationStatus) -> str:
+    def _start(self, evaluation: EvaluationStatus, credentials: CredentialsSpec) -> str:
         tick, status = self.tick, self.tick.status
         meta = tick.body["metadata"]
         key = evaluation_key(meta["uid"], status.handled_request, evaluation.attempt)
@@ -127,7 +131,8 @@ class EvaluationStage:
         except RegistryUnavailable as error:
             return f"cannot prepare the evaluation yet: {error}"
         name = job_name(tick.name, key)
-        job = evaluation_job(tick.body, self.spec, name, run_id, tick.settings.evaluator_image, tracking)
+        image = tick.settings.evaluator_image
+        job = evaluation_job(tick.body, self.spec, name, run_id, image, tracking, credentials)
         try:
             tick.kube.create(job)  # an existing Job of this name is this evaluation's, kept
         except ApiException as error:

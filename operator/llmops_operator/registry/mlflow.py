@@ -13,6 +13,7 @@ from ..model_uris import RegistryRef
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities import Run
 
 # The MLflow client retries for minutes by default; the operator retries on its own schedule.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -126,17 +127,24 @@ def log_run(
     params: dict[str, str],
     metrics: dict[str, float],
     texts: dict[str, str],
+    key: tuple[str, str] | None = None,
 ) -> str:
-    """One finished run in ``experiment`` (created when missing); returns its id."""
+    """One finished run in ``experiment`` (created when missing); returns its id.
+
+    With ``key`` (a tag and its value) the run is one act's: a finished one is answered as is, and
+    one a crash left unfinished is logged into again (the same params), never a second run."""
 
     client = _client(tracking_uri)
     from mlflow.entities import Metric, Param
     from mlflow.exceptions import MlflowException
 
     try:
-        found = client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
-        run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+        experiment_id = _experiment_id(client, experiment)
+        found = _keyed_runs(client, experiment_id, key) if key is not None else []
+        if found and _finished(found[0]):
+            return str(found[0].info.run_id)
+        run_tags = {**tags, key[0]: key[1]} if key is not None else tags
+        run = found[0] if found else client.create_run(experiment_id, run_name=run_name, tags=run_tags)
         run_id = str(run.info.run_id)
         stamp = int(run.info.start_time)
         client.log_batch(
@@ -150,6 +158,35 @@ def log_run(
     except (MlflowException, OSError) as error:
         raise _unavailable(tracking_uri, error) from error
     return run_id
+
+
+def finished_run(tracking_uri: str, experiment: str, key: tuple[str, str]) -> str | None:
+    """The id of the finished run ``log_run`` logged with ``key``, or None while there is none."""
+
+    client = _client(tracking_uri)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.get_experiment_by_name(experiment)
+        runs = _keyed_runs(client, found.experiment_id, key) if found is not None else []
+    except (MlflowException, OSError) as error:
+        raise _unavailable(tracking_uri, error) from error
+    return str(runs[0].info.run_id) if runs and _finished(runs[0]) else None
+
+
+def _experiment_id(client: MlflowClient, experiment: str) -> str:
+    found = client.get_experiment_by_name(experiment)
+    return str(found.experiment_id) if found is not None else client.create_experiment(experiment)
+
+
+def _keyed_runs(client: MlflowClient, experiment_id: str, key: tuple[str, str]) -> list[Run]:
+    return list(client.search_runs([experiment_id], filter_string=f"tags.`{key[0]}` = '{key[1]}'"))
+
+
+def _finished(run: Run) -> bool:
+    from mlflow.entities import RunStatus
+
+    return bool(run.info.status == RunStatus.to_string(RunStatus.FINISHED))
 
 
 def download_text(tracking_uri: str, run_id: str, path: str) -> str:
@@ -200,9 +237,8 @@ def prepare_run(
     from mlflow.exceptions import MlflowException
 
     try:
-        found = client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
-        runs = client.search_runs([experiment_id], filter_string=f"tags.`{key_tag}` = '{key}'")
+        experiment_id = _experiment_id(client, experiment)
+        runs = _keyed_runs(client, experiment_id, (key_tag, key))
         run = runs[0] if runs else client.create_run(experiment_id, run_name=run_name, tags={key_tag: key})
         run_id = str(run.info.run_id)
         if run.data.tags.get(ready_tag) != "true":

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import API_VERSION, FIELD_MANAGER
-from ..api.llmdeployment import LLMDeploymentSpec, ResolvedModel
+from ..api.llmdeployment import CredentialsSpec, LLMDeploymentSpec, ResolvedModel
 from ..durations import parse_duration
 from ..model_uris import source_kind
 from ..names import (
@@ -264,15 +264,18 @@ def fetch_init_container(
         "volumeMounts": [{"name": "model-fetched", "mountPath": FETCH_MOUNT}],
         "securityContext": restricted_security_context(),
     }
-    credentials = spec.credentials
-    env_from = []
-    if credentials is not None and credentials.mlflow_secret:
-        env_from.append({"secretRef": {"name": credentials.mlflow_secret}})
-    if credentials is not None and credentials.s3_secret:
-        env_from.append({"secretRef": {"name": credentials.s3_secret}})
+    env_from = registry_env_from(spec.credentials)
     if env_from:
         container["envFrom"] = env_from
     return container
+
+
+def registry_env_from(credentials: CredentialsSpec | None) -> list[dict[str, Any]]:
+    """MLflow's credentials and those of its artifact store, as whole Secrets by reference: what a
+    container that talks to the registry for this model needs (which keys each holds is the
+    user's: MLFLOW_TRACKING_USERNAME / PASSWORD or TOKEN, AWS_*)."""
+    names = [credentials.mlflow_secret, credentials.s3_secret] if credentials is not None else []
+    return [{"secretRef": {"name": name}} for name in names if name]
 
 
 def restricted_security_context() -> dict[str, Any]:

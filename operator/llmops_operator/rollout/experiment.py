@@ -3,6 +3,7 @@ the bandit's weight moves in between. Pure over a metrics provider; the controll
 
 from __future__ import annotations
 
+import hashlib
 import math
 import zlib
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from ..timestamps import format_time, seconds_since
 
 Counts = tuple[int, int]  # (successes, trials)
 MAX_BANDIT_CHANGES = 50  # kept in status: the latest ones
+RESULTS_ARTIFACT = "experiment.json"  # in an experiment's MLflow run: its results, as status has them
 
 
 class NotYet(Exception):
@@ -53,6 +55,13 @@ def counts(provider: MetricsProvider, rate: RateQuery, variables: Mapping[str, s
 def window_variables(variables: Mapping[str, str], seconds: float) -> dict[str, str]:
     """The query variables with {{interval}} spanning the experiment so far."""
     return {**variables, "interval": f"{max(1, int(seconds))}s"}
+
+
+def experiment_key(uid: str, handled_request: str, index: int, started_at: str) -> str:
+    """One experiment's decision: the rollout, its retry, the step, and when the split began (a
+    pass through the same step after a retry starts at another instant). All of it is in status
+    before the decision, so a restart that lost the decision's status write finds its run again."""
+    return hashlib.sha256(f"{uid}/{handled_request}/{index}/{started_at}".encode()).hexdigest()[:10]
 
 
 def _ratio(side: Counts) -> str:
