@@ -332,6 +332,7 @@ def llmops_rollout(interval: int, fail_fast: dict[str, Any], healthy_steps: bool
         "metrics": [{"name": "latency", "preset": "e2eLatencyP95", "max": str(THRESHOLD_MS)}],
         "failureLimit": 0,
         "failFast": fail_fast,
+        "scrapeInterval": "1s",  # the benchmark's Prometheus scrapes every second
     }
     steps: list[dict[str, Any]] = [{"setWeight": 50}] if healthy_steps else [{"setWeight": 50}, {"pause": {}}]
     return {
@@ -465,7 +466,7 @@ def run_round(
             # Healthy: Argo pauses for as many intervals as the operator needs successes, then promotes.
             pause_intervals = MIN_SUCCESSES + 1 if healthy else None
             canary = argo_objects(argo_side.namespace, interval, prometheus.url, "v2", pause_intervals)[1]
-            cluster.apply(canary, argo_side.namespace)
+            cluster.apply(canary, argo_side.namespace, "--force-conflicts")  # Argo rewrote a quantity
         if ours is not None:
             cluster.apply(llmops_rollout(interval, fail_fast, healthy), ours.namespace)
         if healthy:

@@ -100,6 +100,7 @@ def run(mode: str, interval: int, failure_limit: int, fail_fast: bool, cluster: 
             "metrics": [{"name": "latency", "preset": "e2eLatencyP95", "max": str(THRESHOLD_MS)}],
             "failureLimit": failure_limit,
             "failFast": {"enabled": fail_fast},
+            "scrapeInterval": "1s",  # the fast watch looks no more often than Prometheus scrapes
         },
     }
     if mode == "gateway-api":
