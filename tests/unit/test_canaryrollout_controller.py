@@ -329,8 +329,12 @@ def test_severe_errors_fail_fast_before_the_interval_and_remove_the_canary_at_on
     assert status["rollback"]["stableReadyAt"] and status["rollback"]["capacityShortSeconds"] >= 0
 
 
-def test_a_healthy_canary_is_watched_but_not_rolled_back_and_writes_only_when_evidence_grows() -> None:
-    kube = watched(seconds_ago=4)
+def test_a_healthy_canary_is_watched_but_not_rolled_back_and_writes_only_when_evidence_grows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kube = watched(seconds_ago=4)  # two 1.67 s windows have ended; the third ends in 1 s
+    frozen = now()  # the controller's clock stands still, so a slow tick cannot end a third window
+    monkeypatch.setattr(canaryrollout, "now", lambda: frozen)
     provider = ByQuery(errors=0.0, latency_ms=100.0)
     status = tick_with(kube, provider)
     assert status["phase"] == "Progressing"
