@@ -55,6 +55,7 @@ class Scenario:
     stable_median_ms: float = 150.0
     error_rate: float = 0.002
     rate: float = RATE
+    onset: int = 0  # healthy looks (the defaults above) before the canary turns as described
 
 
 LATENCY = MetricCheck(name="latency", preset="e2eLatencyP95", max="400")
@@ -76,6 +77,9 @@ SCENARIOS = [
     Scenario("severe latency 3x (baseline)", "baseline", median_ms=450),
     Scenario("severe errors 20%", "errors", error_rate=0.2),
     Scenario("severe errors 20%, 2 req/s", "errors", error_rate=0.2, rate=2.0),
+    # A canary that turns bad after the step's first look: the case benchmarks/argo_peer.py times.
+    Scenario("severe latency 3x after 1 healthy look", "latency", median_ms=450, onset=1),
+    Scenario("severe errors 20% after 1 healthy look", "errors", error_rate=0.2, onset=1),
 ]
 
 
@@ -93,12 +97,14 @@ def trial(rng: np.random.Generator, s: Scenario) -> tuple[int | None, bool]:
     fired: int | None = None
     first_interval: list[np.ndarray] = []
     errors = requests = 0
+    healthy = Scenario("", s.kind)
     for look in range(LOOKS_PER_INTERVAL * INTERVALS):
-        canary = window(rng, s.median_ms, s.rate)
+        now = healthy if look < s.onset else s
+        canary = window(rng, now.median_ms, now.rate)
         if look < LOOKS_PER_INTERVAL:
             first_interval.append(canary)
         if s.kind == "errors":
-            failed = int(rng.binomial(canary.size, s.error_rate))
+            failed = int(rng.binomial(canary.size, now.error_rate))
             if look < LOOKS_PER_INTERVAL:
                 errors, requests = errors + failed, requests + canary.size
             values = [100.0 * failed / canary.size] if canary.size else []
