@@ -53,9 +53,8 @@ def windows(spec: DriftMonitorSpec, now: datetime) -> tuple[Window | None, Windo
         end = now - timedelta(seconds=parse_duration(baseline_spec.relative.offset))
         return Window(end - timedelta(seconds=parse_duration(baseline_spec.relative.duration)), end), current
     if baseline_spec.fixed is not None:
-        start = datetime.fromisoformat(baseline_spec.fixed.start.replace("Z", "+00:00"))
-        end = datetime.fromisoformat(baseline_spec.fixed.end.replace("Z", "+00:00"))
-        return Window(start, end), current
+        fixed = baseline_spec.fixed
+        return Window(datetime.fromisoformat(fixed.start), datetime.fromisoformat(fixed.end)), current
     return None, current
 
 
@@ -108,8 +107,7 @@ def collect(
             current = raw[0]
             if isinstance(current, dict):
                 live = _histogram(current)
-                binned = Histogram.from_samples(samples, live.upper_bounds) if current else live
-                observed[feature.name] = (binned, live)
+                observed[feature.name] = (Histogram.from_samples(samples, live.upper_bounds), live)
             else:
                 observed[feature.name] = (samples, current)
             continue
