@@ -560,11 +560,10 @@ def test_a_distance_tests_threshold_is_the_floor_it_is_judged_by() -> None:
 
 
 def test_status_rounds_the_scale_ratio_to_four_places() -> None:
-    pair = histograms(lognormal(18, 3000), lognormal(19, 4000, mu=3.5))
+    pair = histograms(lognormal(18, 3000), lognormal(20, 4000, mu=3.5))
     verdict = judge_feature("psi", *pair, alpha=0.01, floor=DEFAULT_FLOORS["psi"], min_samples=100)
-    assert verdict.measure is not None and verdict.measure.scale_ratio != round(
-        verdict.measure.scale_ratio, 4
-    )
+    assert verdict.measure is not None
+    assert round(verdict.measure.scale_ratio, 4) != round(verdict.measure.scale_ratio, 5)
     result = check.judge(spec(), {"prompt-tokens": pair}, now=NOW).features[0]
     assert result.scale_ratio == round(verdict.measure.scale_ratio, 4)
 
@@ -575,13 +574,15 @@ def test_a_continuing_episode_keeps_a_sudden_or_recurring_pattern() -> None:
     back.history.append(
         back.history[0].model_copy(update={"time": format_time(NOW - timedelta(seconds=1800))})
     )
-    back.drifted = True
-    for kept in ("sudden", "recurring"):
-        back.drift_pattern = kept
-        assert check.judge(spec(), drifted_now(), [back], NOW).features[0].drift_pattern == kept
+    back.drifted, back.drift_pattern = True, "sudden"
+    assert check.judge(spec(), drifted_now(), [back], NOW).features[0].drift_pattern == "sudden"
     # a drifted entry without a pattern (never written by this release) gets one worked out
     back.drift_pattern = ""
     assert check.judge(spec(), drifted_now(), [back], NOW).features[0].drift_pattern == "recurring"
+    # this one alone says sudden: one drifted check
+    once = history((1800, 0.5, 0.01, True, "location", 1.2))
+    once.drift_pattern = "recurring"
+    assert check.judge(spec(), drifted_now(), [once], NOW).features[0].drift_pattern == "recurring"
 
 
 def test_a_check_without_a_statistic_or_threshold_ends_a_rising_run() -> None:
@@ -591,10 +592,14 @@ def test_a_check_without_a_statistic_or_threshold_ends_a_rising_run() -> None:
         (1800, 0.008, 0.01, False, "", 0.2),
     )
     assert check.judge(spec(), drifted_now(), [rising], NOW).features[0].drift_pattern == "gradual"
-    for unknown in ({"statistic": None}, {"threshold": 0.0}):
+    for unknown in ({"statistic": None, "threshold": 0.002}, {"threshold": 0.0}):
         latest = rising.model_copy(deep=True)
         latest.history[-1] = latest.history[-1].model_copy(update=unknown)
         assert check.judge(spec(), drifted_now(), [latest], NOW).features[0].drift_pattern == "sudden"
+
+
+def test_a_csv_column_may_be_named_with_a_capital_x() -> None:
+    assert column(parse_dataset("X,y\n1,2\n3,4\n"), "X").tolist() == [1, 3]
 
 
 def test_a_report_without_a_statistic_leaves_its_cells_empty() -> None:
@@ -655,6 +660,8 @@ def test_the_plot_puts_each_windows_bucket_shares_beside_the_others_on_all_bound
     assert c_x.tolist() == pytest.approx([0.2, 1.2, 2.2, 3.2]) and c_share.tolist() == [0.25, 0, 0.5, 0.25]
     _, (_, (_, _, _, none)) = bars(baseline, Histogram.from_cumulative([1, 5, INF], [0, 0, 0]))
     assert none.tolist() == [0, 0, 0]
+    _, (_, (_, _, _, one)) = bars(baseline, Histogram.from_cumulative([1, 5, INF], [0, 1, 1]))
+    assert one.tolist() == [0, 1, 0]  # a single request is its window's whole share
 
 
 def test_the_plot_bins_samples_over_their_middle_ninety_nine_percent() -> None:
