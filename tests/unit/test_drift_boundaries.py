@@ -592,7 +592,7 @@ def test_a_check_without_a_statistic_or_threshold_ends_a_rising_run() -> None:
         (1800, 0.008, 0.01, False, "", 0.2),
     )
     assert check.judge(spec(), drifted_now(), [rising], NOW).features[0].drift_pattern == "gradual"
-    for unknown in ({"statistic": None, "threshold": 0.002}, {"threshold": 0.0}):
+    for unknown in ({"statistic": None, "threshold": 1.2}, {"threshold": 0.0}):
         latest = rising.model_copy(deep=True)
         latest.history[-1] = latest.history[-1].model_copy(update=unknown)
         assert check.judge(spec(), drifted_now(), [latest], NOW).features[0].drift_pattern == "sudden"
