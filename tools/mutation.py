@@ -8,6 +8,7 @@ Not part of CI or ``make test``: a full run takes about half an hour on two core
 
     .venv/bin/python tools/mutation.py                      # every pure module
     .venv/bin/python tools/mutation.py rollout serving_status.py
+    .venv/bin/python tools/mutation.py drift --jobs 1 --tests tests/unit/test_drift*.py
     cd .mutation && ../.venv/bin/mutmut show NAME           # the diff of one survivor
 """
 
@@ -31,7 +32,7 @@ IGNORED_TESTS = ("test_layout.py", "test_crdgen.py", "test_argocd_health.py")
 CAUGHT = {"killed", "caught by type check", "timeout"}
 
 
-def _stage_config(modules: list[str]) -> str:
+def _stage_config(modules: list[str], tests: list[str]) -> str:
     mypy = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
     only = [f"src/{PACKAGE}/{m}" if m.endswith(".py") else f"src/{PACKAGE}/{m}/*" for m in modules]
     checked = [f"src/{PACKAGE}/{m}" for m in modules]
@@ -46,7 +47,7 @@ def _stage_config(modules: list[str]) -> str:
 source_paths = ["src/{PACKAGE}"]
 only_mutate = {only!r}
 pytest_add_cli_args = ["-p", "no:cacheprovider", {ignored}]
-pytest_add_cli_args_test_selection = ["tests/unit"]
+pytest_add_cli_args_test_selection = {tests!r}
 type_check_command = ["mypy", "--output", "json", {", ".join(repr(path) for path in checked)}]
 
 [tool.pytest.ini_options]
@@ -64,14 +65,14 @@ plugins = {mypy.get("plugins", [])!r}
 """
 
 
-def stage(folder: Path, modules: list[str]) -> None:
+def stage(folder: Path, modules: list[str], tests: list[str]) -> None:
     """A fresh copy of the package and its unit tests, laid out as mutmut expects."""
     shutil.rmtree(folder, ignore_errors=True)
     junk = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "operator" / PACKAGE, folder / "src" / PACKAGE, ignore=junk)
     unit_only = shutil.ignore_patterns("integration", "__pycache__")
     shutil.copytree(ROOT / "tests", folder / "tests", ignore=unit_only)
-    (folder / "pyproject.toml").write_text(_stage_config(modules))
+    (folder / "pyproject.toml").write_text(_stage_config(modules, tests))
 
 
 def module_of(mutant: str) -> str:
@@ -119,12 +120,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", default=list(PURE_MODULES), help="package dirs or .py files")
     parser.add_argument("--folder", type=Path, default=ROOT / ".mutation", help="where the copy is mutated")
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once")
+    parser.add_argument(
+        "--tests",
+        nargs="+",
+        default=["tests/unit"],
+        help="unit test files to run (default all): the ones that exercise the modules make a run faster",
+    )
     args = parser.parse_args(argv)
+    unit = ROOT / "tests" / "unit"
+    strays = [t for t in args.tests if not Path(t).resolve().is_relative_to(unit) or not Path(t).exists()]
+    if strays:
+        parser.error(f"not a path under tests/unit: {', '.join(strays)}")
+    tests = [Path(t).resolve().relative_to(ROOT).as_posix() for t in args.tests]
     modules = [m.rstrip("/") for m in args.modules]
     missing = [m for m in modules if not (ROOT / "operator" / PACKAGE / m).exists()]
     if missing:
         parser.error(f"no such module under operator/{PACKAGE}: {', '.join(missing)}")
-    stage(args.folder, modules)
+    stage(args.folder, modules, tests)
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("PYTHONPATH", None)  # the mutated copy must be the package the tests import

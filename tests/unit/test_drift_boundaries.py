@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 
 import numpy as np
 import pytest
@@ -14,9 +15,10 @@ import pytest
 from llmops_operator.api.driftmonitor import DriftMonitorSpec, FeatureCheck, FeatureResult
 from llmops_operator.drift import check
 from llmops_operator.drift.datasets import DatasetError, column, parse_dataset
-from llmops_operator.drift.report import BASELINE_COLOUR, CURRENT_COLOUR, render_report
-from llmops_operator.statistics.drift import DEFAULT_FLOORS
+from llmops_operator.drift.report import BASELINE_COLOUR, CURRENT_COLOUR, bars, render_report, steps
+from llmops_operator.statistics.drift import DEFAULT_FLOORS, judge_feature
 from llmops_operator.statistics.histogram import Histogram
+from llmops_operator.timestamps import format_time
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 INF = float("inf")
@@ -512,3 +514,167 @@ def test_the_report_plots_only_features_with_samples_in_both_windows() -> None:
     assert "data:image/png" not in render_report("t", missing, {}, "b", "c")
     one_sided = check.Verdict([FeatureResult(name="x", baseline_samples=5, current_samples=0)], [], [])
     assert "data:image/png" not in render_report("t", one_sided, {"x": (np.ones(5), np.ones(0))}, "b", "c")
+
+
+# --- edges the checks above leave open ---------------------------------------------------------------
+
+
+def test_every_feature_of_a_dataset_baseline_is_collected() -> None:
+    monitor = spec(
+        baseline={"dataset": {"configMap": {"name": "reference", "key": "train.csv"}}},
+        features=features("a", "b"),
+    )
+    live = cumulative(lognormal(40, 500))
+    dataset = {"a": lognormal(41, 300), "b": lognormal(42, 200)}
+    observed = check.collect(monitor, Recorder(buckets=[live, live]), "ns", NOW, dataset)
+    assert sorted(observed) == ["a", "b"]
+    assert [observed[name][0].total for name in ("a", "b")] == [300, 200]
+
+
+def test_the_drift_summary_names_only_the_features_that_drifted() -> None:
+    shifted = histograms(lognormal(14, 2000), lognormal(15, 2000, mu=4.0))
+    steady = histograms(lognormal(16, 2000), lognormal(17, 2000))
+    verdict = check.judge(spec(features=features("a", "b")), {"a": shifted, "b": steady}, now=NOW)
+    a = verdict.features[0]
+    assert verdict.features[1].statistic is not None and not verdict.features[1].drifted
+    assert verdict.summary() == f"drift in a (psi {a.statistic:.3g} >= {a.threshold}, {a.drift_type})"
+
+
+def test_the_summary_gives_each_missing_features_reason() -> None:
+    empty = (Histogram.from_cumulative(BOUNDS, [0] * 11), Histogram.from_cumulative(BOUNDS, [0] * 11))
+    verdict = check.judge(spec(features=features("a", "b")), {"a": empty, "b": empty}, now=NOW)
+    reason = "0 baseline and 0 current samples; need 100 each"
+    assert verdict.summary() == f"no verdict for a, b (a: {reason}; b: {reason})"
+    result = verdict.features[0]
+    assert (result.statistic, result.p_value, result.threshold, result.scale_ratio) == (None, None, "", None)
+
+
+def test_a_distance_tests_threshold_is_the_floor_it_is_judged_by() -> None:
+    base, current = lognormal(18, 3000), lognormal(19, 4000, mu=3.5)
+    pair = {"a": histograms(base, current)}
+    drifted = check.judge(spec(features=features("a")), pair, now=NOW).features[0]
+    assert drifted.drifted and drifted.statistic is not None
+    above = f"{drifted.statistic * 1.5:.3f}"
+    quiet = check.judge(spec(features=features("a", threshold=above)), pair, now=NOW).features[0]
+    assert not quiet.drifted and quiet.floor == f"{float(above):g}" and quiet.statistic == drifted.statistic
+
+
+def test_status_rounds_the_scale_ratio_to_four_places() -> None:
+    pair = histograms(lognormal(18, 3000), lognormal(20, 4000, mu=3.5))
+    verdict = judge_feature("psi", *pair, alpha=0.01, floor=DEFAULT_FLOORS["psi"], min_samples=100)
+    assert verdict.measure is not None
+    assert round(verdict.measure.scale_ratio, 4) != round(verdict.measure.scale_ratio, 5)
+    result = check.judge(spec(), {"prompt-tokens": pair}, now=NOW).features[0]
+    assert result.scale_ratio == round(verdict.measure.scale_ratio, 4)
+
+
+def test_a_continuing_episode_keeps_a_sudden_or_recurring_pattern() -> None:
+    # this history alone says recurring: drifted, quiet, drifted again
+    back = history((5400, 0.5, 0.01, True, "location", 1.2), (3600, 0.001, 0.01, False, "", 0.0))
+    back.history.append(
+        back.history[0].model_copy(update={"time": format_time(NOW - timedelta(seconds=1800))})
+    )
+    back.drifted, back.drift_pattern = True, "sudden"
+    assert check.judge(spec(), drifted_now(), [back], NOW).features[0].drift_pattern == "sudden"
+    # a drifted entry without a pattern (never written by this release) gets one worked out
+    back.drift_pattern = ""
+    assert check.judge(spec(), drifted_now(), [back], NOW).features[0].drift_pattern == "recurring"
+    # this one alone says sudden: one drifted check
+    once = history((1800, 0.5, 0.01, True, "location", 1.2))
+    once.drift_pattern = "recurring"
+    assert check.judge(spec(), drifted_now(), [once], NOW).features[0].drift_pattern == "recurring"
+
+
+def test_a_check_without_a_statistic_or_threshold_ends_a_rising_run() -> None:
+    rising = history(
+        (5400, 0.006, 0.01, False, "", 0.1),
+        (3600, 0.007, 0.01, False, "", 0.1),
+        (1800, 0.008, 0.01, False, "", 0.2),
+    )
+    assert check.judge(spec(), drifted_now(), [rising], NOW).features[0].drift_pattern == "gradual"
+    for unknown in ({"statistic": None, "threshold": 1.2}, {"threshold": 0.0}):
+        latest = rising.model_copy(deep=True)
+        latest.history[-1] = latest.history[-1].model_copy(update=unknown)
+        assert check.judge(spec(), drifted_now(), [latest], NOW).features[0].drift_pattern == "sudden"
+
+
+def test_a_csv_column_may_be_named_with_a_capital_x() -> None:
+    assert column(parse_dataset("X,y\n1,2\n3,4\n"), "X").tolist() == [1, 3]
+
+
+def test_a_report_without_a_statistic_leaves_its_cells_empty() -> None:
+    empty = (Histogram.from_cumulative(BOUNDS, [0] * 11), Histogram.from_cumulative(BOUNDS, [0] * 11))
+    verdict = check.judge(spec(), {"prompt-tokens": empty}, now=NOW)
+    page = render_report("t", verdict, {"prompt-tokens": empty}, "b", "c")
+    assert "<tr><td>prompt-tokens</td><td>psi</td><td></td><td></td><td></td><td>no</td>" in page
+
+
+class _Text(HTMLParser):
+    """Where a page's text lies: (innermost open element, text)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] = []
+        self.text: list[tuple[str, str]] = []
+        self.first = ""
+
+    def handle_decl(self, decl: str) -> None:
+        self.first = self.first or f"<!{decl}>"
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.first = self.first or f"<{tag}>"
+        if tag not in ("meta", "img", "br"):
+            self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.open.pop() == tag
+
+    def handle_data(self, data: str) -> None:
+        self.first = self.first or data
+        self.text.append((self.open[-1] if self.open else "", data))
+
+
+def test_the_report_is_one_html_page_with_text_only_where_it_is_shown() -> None:
+    shifted = histograms(lognormal(26, 2000), lognormal(27, 12000, mu=4.0))
+    samples = (lognormal(30, 500), lognormal(31, 500, mu=3.5))
+    monitor = spec(features=[{"name": "a", "source": TOKENS}, {"name": "q", "source": TOKENS}])
+    observed = {"a": shifted, "q": samples}
+    page = render_report("drift", check.judge(monitor, observed, now=NOW), observed, "b", "c")
+    parsed = _Text()
+    parsed.feed(page)
+    parsed.close()
+    assert parsed.first == "<!doctype html>" and parsed.open == []
+    assert {where for where, _ in parsed.text} == {"title", "style", "h1", "b", "p", "th", "td", "h2"}
+    (style,) = [text for where, text in parsed.text if where == "style"]
+    assert style.startswith("body{")
+
+
+def test_the_plot_puts_each_windows_bucket_shares_beside_the_others_on_all_bounds() -> None:
+    baseline = Histogram.from_cumulative([1, 5, INF], [2, 6, 8])  # counts 2, 4, 2
+    current = Histogram.from_cumulative([1, 2, 5, INF], [1, 1, 3, 4])  # counts 1, 0, 2, 1
+    labels, ((b_label, b_colour, b_x, b_share), (c_label, c_colour, c_x, c_share)) = bars(baseline, current)
+    assert labels == ["≤1", "≤2", "≤5", "+Inf"]
+    assert (b_label, b_colour, c_label, c_colour) == ("baseline", BASELINE_COLOUR, "current", CURRENT_COLOUR)
+    # the baseline has no bar at le=2: it lacks the bucket
+    assert b_x.tolist() == pytest.approx([-0.2, 1.8, 2.8]) and b_share.tolist() == [0.25, 0.5, 0.25]
+    assert c_x.tolist() == pytest.approx([0.2, 1.2, 2.2, 3.2]) and c_share.tolist() == [0.25, 0, 0.5, 0.25]
+    _, (_, (_, _, _, none)) = bars(baseline, Histogram.from_cumulative([1, 5, INF], [0, 0, 0]))
+    assert none.tolist() == [0, 0, 0]
+    _, (_, (_, _, _, one)) = bars(baseline, Histogram.from_cumulative([1, 5, INF], [0, 1, 1]))
+    assert one.tolist() == [0, 1, 0]  # a single request is its window's whole share
+
+
+def test_the_plot_bins_samples_over_their_middle_ninety_nine_percent() -> None:
+    baseline, current = np.arange(1.0, 201.0), np.arange(101.0, 301.0)
+    (b_label, b_colour, centres, b_share), (c_label, c_colour, c_centres, c_share) = steps(baseline, current)
+    low, high = np.percentile(np.concatenate([baseline, current]), [0.5, 99.5])
+    width = (high - low) / 30
+    assert (b_label, b_colour, c_label, c_colour) == ("baseline", BASELINE_COLOUR, "current", CURRENT_COLOUR)
+    assert centres.tolist() == pytest.approx([low + width * (i + 0.5) for i in range(30)])
+    assert c_centres.tolist() == centres.tolist()
+    assert b_share.sum() == pytest.approx(1) and c_share.sum() == pytest.approx(1)
+    assert b_share[:10].sum() > 0.45 and b_share[21:].sum() == 0 and c_share[:9].sum() == 0
+    # one value everywhere: one unit wide; a single sample is its whole share
+    (_, _, centres, share), (_, _, _, single) = steps(np.full(5, 7.0), np.array([7.0]))
+    assert centres[0] == pytest.approx(7 + 1 / 60) and centres[-1] == pytest.approx(8 - 1 / 60)
+    assert share[0] == 1 and single[0] == 1

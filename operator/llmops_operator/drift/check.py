@@ -107,8 +107,7 @@ def collect(
             current = raw[0]
             if isinstance(current, dict):
                 live = _histogram(current)
-                binned = Histogram.from_samples(samples, live.upper_bounds) if current else live
-                observed[feature.name] = (binned, live)
+                observed[feature.name] = (Histogram.from_samples(samples, live.upper_bounds), live)
             else:
                 observed[feature.name] = (samples, current)
             continue

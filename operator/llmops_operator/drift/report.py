@@ -22,8 +22,40 @@ def _shares(samples: NDArray[np.float64], bins: NDArray[np.float64]) -> NDArray[
     return np.asarray(counts / max(int(counts.sum()), 1), dtype=float)
 
 
+Series = tuple[str, str, NDArray[np.float64], NDArray[np.float64]]  # label, colour, x, share
+
+
+def bars(baseline: Histogram, current: Histogram) -> tuple[list[str], list[Series]]:
+    """Each window's own buckets side by side on the union of both layouts' bounds: the tick
+    labels, and per window its bars' positions and bucket shares."""
+    bounds = np.union1d(baseline.upper_bounds, current.upper_bounds)
+    labels = [f"≤{b:g}" if np.isfinite(b) else "+Inf" for b in bounds]
+    x = np.arange(len(labels), dtype=float)
+    series = []
+    for offset, histogram, label, colour in (
+        (-0.2, baseline, "baseline", BASELINE_COLOUR),
+        (0.2, current, "current", CURRENT_COLOUR),
+    ):
+        where = np.searchsorted(bounds, histogram.upper_bounds)
+        series.append((label, colour, x[where] + offset, histogram.counts / max(histogram.total, 1.0)))
+    return labels, series
+
+
+def steps(baseline: NDArray[np.float64], current: NDArray[np.float64]) -> list[Series]:
+    """Both samples' shares in 30 equal bins over the middle 99% of their values (one unit wide
+    when every value is the same), at the bins' centres."""
+    low, high = np.percentile(np.concatenate([baseline, current]), [0.5, 99.5])
+    bins = np.linspace(low, high if high > low else low + 1.0, 31)
+    centres = (bins[:-1] + bins[1:]) / 2
+    return [
+        ("baseline", BASELINE_COLOUR, centres, _shares(baseline, bins)),
+        ("current", CURRENT_COLOUR, centres, _shares(current, bins)),
+    ]
+
+
 def _plot(name: str, baseline: Observation, current: Observation) -> str:
-    """A PNG (base64) of the two distributions: bucket shares for histograms, binned samples else."""
+    """A PNG (base64) of the two distributions (each with samples): bucket shares for
+    histograms, binned samples else."""
     lazy.load("matplotlib")
     import matplotlib
 
@@ -34,34 +66,14 @@ def _plot(name: str, baseline: Observation, current: Observation) -> str:
     figure, axes = pyplot.subplots(figsize=(7, 3), dpi=90)
     try:
         if isinstance(baseline, Histogram) and isinstance(current, Histogram):
-            # Each window's own buckets, on the union of both layouts' bounds.
-            bounds = np.union1d(baseline.upper_bounds, current.upper_bounds)
-            labels = [f"≤{b:g}" if np.isfinite(b) else "+Inf" for b in bounds]
-            x = np.arange(len(labels))
-            for offset, histogram, label, colour in (
-                (-0.2, baseline, "baseline", BASELINE_COLOUR),
-                (0.2, current, "current", CURRENT_COLOUR),
-            ):
-                shares = histogram.counts / max(histogram.total, 1.0)
-                where = np.searchsorted(bounds, histogram.upper_bounds)
-                axes.bar(x[where] + offset, shares, 0.4, label=label, color=colour)
-            axes.set_xticks(x, labels, rotation=60, fontsize=7)
+            labels, series = bars(baseline, current)
+            for label, colour, x, shares in series:
+                axes.bar(x, shares, 0.4, label=label, color=colour)
+            axes.set_xticks(np.arange(len(labels)), labels, rotation=60, fontsize=7)
         else:
-            both = np.concatenate([np.asarray(baseline, dtype=float), np.asarray(current, dtype=float)])
-            low, high = np.percentile(both, [0.5, 99.5]) if both.size else (0.0, 1.0)
-            bins = np.linspace(low, high if high > low else low + 1.0, 31)
-            centres = (bins[:-1] + bins[1:]) / 2
-            for data, label, colour in (
-                (baseline, "baseline", BASELINE_COLOUR),
-                (current, "current", CURRENT_COLOUR),
-            ):
-                axes.step(
-                    centres,
-                    _shares(np.asarray(data, dtype=float), bins),
-                    where="mid",
-                    label=label,
-                    color=colour,
-                )
+            samples = (np.asarray(baseline, dtype=float), np.asarray(current, dtype=float))
+            for label, colour, x, shares in steps(*samples):
+                axes.step(x, shares, where="mid", label=label, color=colour)
         axes.set_title(name)
         axes.set_ylabel("share")
         axes.legend()

@@ -45,7 +45,7 @@ def compare_rates(
     z = float(norm.ppf(1 - alpha / 2))
     adjusted = pc - ps
     low, high = adjusted - z * se, adjusted + z * se
-    p_value = float(2 * norm.sf(abs(adjusted) / se)) if se > 0 else 1.0
+    p_value = float(2 * norm.sf(abs(adjusted) / se))  # se > 0: both sides got a success and a failure
     decision: Decision = "NoDifference"
     if low > 0 or high < 0:
         canary_higher = low > 0
