@@ -96,6 +96,7 @@ class Side:
     ended: str = ""  # "RolledBack" / "Promoted" (llmops) or "Aborted" / "Healthy" (Argo)
     regressed_at: float | None = None
     rounds_seen: set[str] = field(default_factory=set)
+    fail_fast: list[dict[str, Any]] = field(default_factory=list)  # status.failFast, last seen
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def is_canary(self, key: str) -> bool:
@@ -176,6 +177,7 @@ def watch_objects(
 def canaryrollout_changed(side: Side, body: dict[str, Any]) -> None:
     status = body.get("status") or {}
     measurements = status.get("measurements") or []
+    side.fail_fast = status.get("failFast") or side.fail_fast
     if status.get("lastMeasuredAt"):
         side.rounds_seen.add(status["lastMeasuredAt"])  # one value per measurement round
         side.measurements = len(side.rounds_seen)
@@ -376,6 +378,7 @@ def run_round(
     regression: str,
     fail_fast: dict[str, Any],
     work: Path,
+    onset: str,
     controllers: tuple[str, ...] = (ARGO, LLMOPS),
 ) -> dict[str, dict[str, float]]:
     tag = uuid.uuid4().hex[:6]
@@ -462,6 +465,23 @@ def run_round(
         healthy = regression == "healthy"
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         started = now()
+        regressed_wall = time.time()
+
+        def regress() -> None:
+            """Both canaries turn bad at one instant; the stages are timed from it."""
+            nonlocal regressed_wall
+            factor, failures = REGRESSIONS[regression]
+            regressed_wall, regressed = time.time(), now()
+            for side in sides.values():
+                side.canary.behaviour.ttft_ms = BASELINE.ttft_ms * factor
+                side.canary.behaviour.itl_ms = BASELINE.itl_ms * factor
+                side.canary.behaviour.failure_percent = failures
+                with side.lock:
+                    side.regressed_at = regressed
+                    side.pods_changed()
+
+        if not healthy and onset == "start":
+            regress()  # a new version that is bad from its first request
         if argo_side is not None:
             # Healthy: Argo pauses for as many intervals as the operator needs successes, then promotes.
             pause_intervals = MIN_SUCCESSES + 1 if healthy else None
@@ -476,20 +496,13 @@ def run_round(
                 "both rollouts to end",
             )
         else:
-            wait(
-                lambda: all(s.successes >= 1 for s in sides.values()),
-                max(300, 10 * interval),
-                "a successful measurement each",
-            )
-            factor, failures = REGRESSIONS[regression]
-            regressed_wall, regressed = time.time(), now()
-            for side in sides.values():
-                side.canary.behaviour.ttft_ms = BASELINE.ttft_ms * factor
-                side.canary.behaviour.itl_ms = BASELINE.itl_ms * factor
-                side.canary.behaviour.failure_percent = failures
-                with side.lock:
-                    side.regressed_at = regressed
-                    side.pods_changed()
+            if onset == "after-success":
+                wait(
+                    lambda: all(s.successes >= 1 for s in sides.values()),
+                    max(300, 10 * interval),
+                    "a successful measurement each",
+                )
+                regress()
             wait(
                 lambda: all("no_traffic" in s.marks for s in sides.values()), 20 * interval, "both rollbacks"
             )
@@ -512,8 +525,11 @@ def run_round(
                 visible = prometheus.first_instant_over(query, THRESHOLD_MS, regressed_wall, time.time())
                 row["visible"] = (visible - regressed_wall) if visible is not None else float("nan")
                 for stage in STAGES[1:]:
-                    row[stage] = side.marks[stage] - regressed
+                    row[stage] = side.marks[stage] - (side.regressed_at or 0.0)
             figures[name] = row
+            for evidence in side.fail_fast:  # the fast watch's evidence when the round ended
+                row["fast_looks"] = float(evidence.get("samples") or 0)
+                row["fast_statistic"] = float(evidence.get("statistic") or 0.0)
         return figures
     finally:
         stop.set()
@@ -583,6 +599,12 @@ def main() -> None:
     parser.add_argument("--interval", type=int, choices=(10, 60), default=10)
     parser.add_argument("--regression", choices=tuple(REGRESSIONS), default="severe")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--onset",
+        choices=("after-success", "start"),
+        default="after-success",
+        help="the canary turns bad after one successful measurement, or is bad from its start",
+    )
     parser.add_argument("--fail-fast", choices=("on", "off"), default="on")
     parser.add_argument(
         "--only", choices=("argo", "llmops"), help="one controller alone (e.g. while Argo is not built)"
@@ -608,7 +630,7 @@ def main() -> None:
     for number in range(args.rounds):
         work = Path(tempfile.mkdtemp(prefix="argo-peer-"))
         controllers = {"argo": (ARGO,), "llmops": (LLMOPS,), None: (ARGO, LLMOPS)}[args.only]
-        figures = run_round(cluster, args.interval, args.regression, fail_fast, work, controllers)
+        figures = run_round(cluster, args.interval, args.regression, fail_fast, work, args.onset, controllers)
         rounds.append(figures)
         print(
             f"round {number + 1}: "
