@@ -97,6 +97,7 @@ class Side:
     regressed_at: float | None = None
     rounds_seen: set[str] = field(default_factory=set)
     fail_fast: list[dict[str, Any]] = field(default_factory=list)  # status.failFast, last seen
+    served: bool = False  # a canary pod was Ready: only then can its traffic end
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def is_canary(self, key: str) -> bool:
@@ -116,7 +117,9 @@ class Side:
             self.marks[stage] = now()
 
     def pods_changed(self) -> None:
-        if self.regressed_at is not None and self.canary_hash_known() and self.ready(True) == 0:
+        if self.canary_hash_known() and self.ready(True) > 0:
+            self.served = True
+        if self.regressed_at is not None and self.served and self.ready(True) == 0:
             self.mark("no_traffic")
 
     def canary_hash_known(self) -> bool:
@@ -182,7 +185,8 @@ def canaryrollout_changed(side: Side, body: dict[str, Any]) -> None:
         side.rounds_seen.add(status["lastMeasuredAt"])  # one value per measurement round
         side.measurements = len(side.rounds_seen)
     side.successes = max(side.successes, sum(1 for m in measurements if m.get("phase") == "Successful"))
-    if any(m.get("phase") == "Failed" for m in measurements):
+    fired = any(e.get("fired") for e in side.fail_fast)  # the fast watch fails without a measurement
+    if fired or any(m.get("phase") == "Failed" for m in measurements):
         side.mark("failed")
     if status.get("phase") in ("RolledBack", "Promoted") and not side.ended:
         side.ended = status["phase"]
@@ -525,7 +529,8 @@ def run_round(
                 visible = prometheus.first_instant_over(query, THRESHOLD_MS, regressed_wall, time.time())
                 row["visible"] = (visible - regressed_wall) if visible is not None else float("nan")
                 for stage in STAGES[1:]:
-                    row[stage] = side.marks[stage] - (side.regressed_at or 0.0)
+                    mark = side.marks.get(stage)  # absent: that stage was never seen
+                    row[stage] = mark - (side.regressed_at or 0.0) if mark else float("nan")
             figures[name] = row
             for evidence in side.fail_fast:  # the fast watch's evidence when the round ended
                 row["fast_looks"] = float(evidence.get("samples") or 0)

@@ -32,7 +32,9 @@ answers() {
     get --raw /readyz >/dev/null 2>&1
 }
 
-# Every component listens on 127.0.0.1 only (kwokctl's default is 0.0.0.0); etcd skips fsync;
+# Every component listens on 127.0.0.1 only (kwokctl's default is 0.0.0.0); etcd skips fsync; the
+# one controller manager and scheduler hold no lease (on a loaded machine a lease renewal that
+# times out made both exit, and every Deployment stopped getting pods);
 # Services get a /16 (the default /24 runs out at a few hundred LLMDeployments).
 loopback_config() {
   local etcd_url=http://127.0.0.1:$etcd_port peer_url=http://127.0.0.1:$etcd_peer_port
@@ -48,9 +50,11 @@ componentsPatches:
 - name: kube-controller-manager
   extraArgs:
   - {key: bind-address, value: 127.0.0.1}
+  - {key: leader-elect, value: "false"}
 - name: kube-scheduler
   extraArgs:
   - {key: bind-address, value: 127.0.0.1}
+  - {key: leader-elect, value: "false"}
 - name: etcd
   extraArgs:
   - {key: listen-client-urls, value: "$etcd_url"}
