@@ -1,7 +1,8 @@
 """Mutation score of the pure modules, per module: how many one-line mistakes the unit tests catch.
 
 Runs mutmut (pinned in the dev extra) on a copy of the package laid out as mutmut expects
-(``src/llmops_operator``) in the git-ignored ``.mutation/`` folder, so the work tree is never
+(``src/llmops_operator``) in the git-ignored ``.mutation/all/`` folder (or ``--folder``, which a run
+empties first: give each concurrent or kept run its own), so the work tree is never
 mutated. A mutant counts as caught when a unit test fails on it or ``mypy --strict`` rejects it
 (both gate every change); the score is caught / all mutants, mutants no test runs included.
 Not part of CI or ``make test``: a full run takes about half an hour on two cores.
@@ -9,7 +10,7 @@ Not part of CI or ``make test``: a full run takes about half an hour on two core
     .venv/bin/python tools/mutation.py                      # every pure module
     .venv/bin/python tools/mutation.py rollout serving_status.py
     .venv/bin/python tools/mutation.py drift --jobs 1 --tests tests/unit/test_drift*.py
-    cd .mutation && ../.venv/bin/mutmut show NAME           # the diff of one survivor
+    cd .mutation/all && ../../.venv/bin/mutmut show NAME    # the diff of one survivor
 """
 
 from __future__ import annotations
@@ -118,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("modules", nargs="*", default=list(PURE_MODULES), help="package dirs or .py files")
-    parser.add_argument("--folder", type=Path, default=ROOT / ".mutation", help="where the copy is mutated")
+    parser.add_argument(
+        "--folder", type=Path, default=ROOT / ".mutation" / "all", help="where the copy is mutated"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once")
     parser.add_argument(
         "--tests",
