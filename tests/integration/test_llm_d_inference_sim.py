@@ -118,6 +118,9 @@ def sims(llm_d_inference_sim: Path, tmp_path: Path) -> Iterator[dict[str, LlmDSi
         sim.stop()
 
 
+# The session fixture builds the simulator on first use (8 minutes or more on 2 cores, a cold Go
+# cache): pytest-timeout counts fixture set-up, so this test gets more than the suite's 600 s.
+@pytest.mark.timeout(2400)
 def test_injected_latency_rolls_back_and_the_missing_http_series_is_named(
     cluster: Cluster, namespace: str, tmp_path: Path, mlflow_server: MLflowServer, sims: dict[str, LlmDSim]
 ) -> None:
