@@ -110,7 +110,15 @@ class RolloutWorld:
         self.cluster.apply(stable, self.namespace)
         wait_for(lambda: self.ready(STABLE) == 2, timeout=60, what="the stable side Ready")
         self.load = LoadGenerator(
-            stable_server.url, canary_server.url, self.canary_share, rate_per_second=4, max_tokens=16
+            stable_server.url,
+            canary_server.url,
+            self.canary_share,
+            rate_per_second=4,
+            max_tokens=16,
+            # canary-slow on a loaded two-core machine has taken over 10 s an answer; a client
+            # giving up sooner left it no finished request to measure (the rollout paused NoData).
+            request_timeout=180,
+            workers=96,
         ).start()
         rollout = {
             "apiVersion": "llmops.dev/v1alpha1",
@@ -165,6 +173,10 @@ def rollout_world(
         yield world
     finally:
         print(cluster.kubectl("get", "-n", namespace, "canaryrollout", "-o", "yaml", check=False).stdout)
+        if world.load is not None:
+            print(f"[load] sent {world.load.sent} errors {world.load.errors} (stable, canary)")
+        for server in vllm_servers.running.values():
+            print(f"[vllm] {server.model} log tail:\n{server.log_tail(15)}")
         world.stop()
         if world.operator is not None:
             assert "Traceback" not in world.operator.logs(), world.operator.logs()

@@ -34,6 +34,8 @@ class LoadGenerator:
         route: Callable[[], dict[str, Any]] | None = None,
         backends: tuple[str, str] = ("", ""),
         headers: Callable[[], dict[str, str]] = dict,
+        request_timeout: float = 10.0,
+        workers: int = 16,
     ) -> None:
         self.urls = (stable_url, canary_url)
         self.canary_share = canary_share
@@ -50,7 +52,10 @@ class LoadGenerator:
         self._rng = random.Random(7)
         self._share = 0.0
         self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=16)
+        # A client that gives up sooner than a slow server answers makes vLLM abort the request,
+        # which then never reaches its latency histograms: slow servers need a patient client.
+        self.request_timeout = request_timeout
+        self._pool = ThreadPoolExecutor(max_workers=workers)
         self._threads = [
             threading.Thread(target=self._send_loop, daemon=True),
             threading.Thread(target=self._weight_loop, daemon=True),
@@ -116,7 +121,7 @@ class LoadGenerator:
             headers={"Content-Type": "application/json", **(headers or {})},
         )
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=self.request_timeout) as response:
                 response.read()
         except (urllib.error.URLError, OSError):
             if not mirror:  # a mirrored copy's failure never reaches a user
