@@ -17,14 +17,22 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from tests.simulator.loadgen import served_model
 
 ROOT = Path(__file__).resolve().parents[2]
 VLLM_SH = ROOT / "tools" / "vllm.sh"
 MAX_SERVERS = 2
 START_TIMEOUT = 900  # seconds; a loaded two-core machine has been seen to take 285 s
+# A fresh vLLM process answers its first requests slowly (lazy kernel set-up per batch shape): an
+# equal canary judged on them next to a warm stable side was rolled back (every canary p95 above
+# every stable one). Each server answers these, one by one and then side by side, before use.
+WARM_UP_BATCHES = (1, 1, 2, 4, 8)
+WARM_UP_TOKENS = 16
 
 
 class VLLMServer:
@@ -61,12 +69,28 @@ class VLLMServer:
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=5) as answer:
                     if answer.status == 200:
+                        self.warm_up()
                         self.start_seconds = time.monotonic() - self.started_at
                         return
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(1)
         raise AssertionError(f"vLLM {self.model} not ready after {START_TIMEOUT}s: {self.log_tail()}")
+
+    def warm_up(self) -> None:
+        prompt = {"model": served_model(self.url), "prompt": "warm up", "max_tokens": WARM_UP_TOKENS}
+        body = json.dumps(prompt).encode()
+
+        def complete(_: int) -> None:
+            request = urllib.request.Request(
+                f"{self.url}/v1/completions", data=body, headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=300) as answer:
+                answer.read()
+
+        for batch in WARM_UP_BATCHES:
+            with ThreadPoolExecutor(max_workers=batch) as pool:
+                list(pool.map(complete, range(batch)))
 
     def stop(self) -> None:
         if self.process is None:
