@@ -1,13 +1,15 @@
 """False alarms and power of the CanaryRollout fast-fail watch, over seeded simulated series.
 
 Each trial is one rollout step of a canary watched by the operator's own code
-(``rollout.failfast.sample_of`` and ``statistics.sequential.msprt``): looks over non-overlapping
-windows of ``failFast.interval`` (interval 10 s, so 1.67 s), five looks per interval (the sixth
-window is the full measurement's), for ``INTERVALS`` intervals. Inside a window, requests arrive as
-a Poisson stream, latencies are log-normal and bucketed with vLLM's e2e buckets, and the p95 is
-Prometheus' ``histogram_quantile`` (linear inside the bucket); errors are Bernoulli. A "today"
-column gives how often the full-interval measurement of the same series fails at the first
-interval (the verdict without fast fail). Prints one table row per scenario.
+(``rollout.failfast.sample_of`` and the restarted mSPRTs of ``statistics.sequential.Watch``):
+looks over non-overlapping windows of ``failFast.interval`` (interval 10 s, so 1.67 s), five looks
+per interval (the sixth window is the full measurement's), for ``INTERVALS`` intervals. Inside a
+window, requests arrive as a Poisson stream, latencies are log-normal and bucketed with vLLM's e2e
+buckets, and the p95 is Prometheus' ``histogram_quantile`` (linear inside the bucket); errors are
+Bernoulli. A "today" column gives how often the full-interval measurement of the same series fails
+at the interval the canary turns bad in (the verdict without fast fail). Looks to fire count from
+the look the canary turns bad (the step's start unless the scenario says otherwise). Prints one
+table row per scenario.
 
     PYTHONPATH=operator .venv/bin/python benchmarks/fail_fast_calibration.py [--trials 2000]
 """
@@ -77,9 +79,12 @@ SCENARIOS = [
     Scenario("severe latency 3x (baseline)", "baseline", median_ms=450),
     Scenario("severe errors 20%", "errors", error_rate=0.2),
     Scenario("severe errors 20%, 2 req/s", "errors", error_rate=0.2, rate=2.0),
-    # A canary that turns bad after the step's first look: the case benchmarks/argo_peer.py times.
+    # A canary that turns bad after the step's first look: the case benchmarks/argo_peer.py times;
+    # and one that turns bad at the second interval, after a full interval of healthy looks.
     Scenario("severe latency 3x after 1 healthy look", "latency", median_ms=450, onset=1),
     Scenario("severe errors 20% after 1 healthy look", "errors", error_rate=0.2, onset=1),
+    Scenario("severe latency 3x after 5 healthy looks", "latency", median_ms=450, onset=5),
+    Scenario("severe errors 20% after 5 healthy looks", "errors", error_rate=0.2, onset=5),
 ]
 
 
@@ -89,23 +94,27 @@ def window(rng: np.random.Generator, median_ms: float, rate: float) -> np.ndarra
 
 
 def trial(rng: np.random.Generator, s: Scenario) -> tuple[int | None, bool]:
-    """(the look that fired or None, whether today's first full measurement fails)."""
+    """(the look that fired, counted from the onset, or None; whether today's first full
+    measurement fails)."""
     metric = {"latency": LATENCY, "errors": ERRORS, "baseline": BASELINE}[s.kind]
     side = failfast.side_of(metric)
     margin = failfast.margin_of(metric, side)
-    evidence = sequential.Evidence()
+    floor = failfast.floor_of(metric, side)
+    watch = sequential.Watch()
     fired: int | None = None
     first_interval: list[np.ndarray] = []
     errors = requests = 0
     healthy = Scenario("", s.kind)
+    first = s.onset - s.onset % LOOKS_PER_INTERVAL  # the first look of the interval the onset is in
+    measured = range(first, first + LOOKS_PER_INTERVAL)
     for look in range(LOOKS_PER_INTERVAL * INTERVALS):
         now = healthy if look < s.onset else s
         canary = window(rng, now.median_ms, now.rate)
-        if look < LOOKS_PER_INTERVAL:
+        if look in measured:
             first_interval.append(canary)
         if s.kind == "errors":
             failed = int(rng.binomial(canary.size, now.error_rate))
-            if look < LOOKS_PER_INTERVAL:
+            if look in measured:
                 errors, requests = errors + failed, requests + canary.size
             values = [100.0 * failed / canary.size] if canary.size else []
         elif s.kind == "latency":
@@ -113,13 +122,18 @@ def trial(rng: np.random.Generator, s: Scenario) -> tuple[int | None, bool]:
         else:
             stable = window(rng, s.stable_median_ms, RATE)
             values = [p95_ms(canary) / p95_ms(stable)]
+        if fired is not None:  # the looks left only complete today's measurement
+            if look >= measured.stop:
+                break
+            continue
+        if look and look % LOOKS_PER_INTERVAL == 0:  # a full measurement came before this look
+            watch = watch.restarted(margin)
         y = failfast.sample_of(metric, side, values)
         if y is None:
             continue
-        evidence = evidence.add(y)
-        if sequential.msprt(evidence, margin).fired:
-            fired = look + 1
-            break
+        watch = watch.observe(y)
+        if watch.verdict(margin, floor=floor).fired:
+            fired = look + 1 - s.onset
     if s.kind == "errors":
         today = requests > 0 and 100.0 * errors / requests > 1.0
     elif s.kind == "latency":
@@ -136,7 +150,8 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"mSPRT alpha={sequential.ALPHA} tau={sequential.MIXTURE_SD} sigma_floor="
-        f"{math.sqrt(sequential.VARIANCE_FLOOR):g}; windows {WINDOW_SECONDS:.2f} s, "
+        f"{math.sqrt(sequential.VARIANCE_FLOOR):g} (errors {math.sqrt(failfast.RARE_EVENT_FLOOR):.2f}); "
+        f"windows {WINDOW_SECONDS:.2f} s, "
         f"{LOOKS_PER_INTERVAL} looks per interval, {INTERVALS} intervals per step, "
         f"{RATE:g} req/s unless said, "
         f"{args.trials} trials per row"

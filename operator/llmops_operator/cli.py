@@ -134,10 +134,12 @@ def _fail_fast_lines(status: dict[str, Any]) -> list[str]:
             samples = int(e.get("samples") or 0)
             mean = float(e.get("sum") or 0.0) / samples if samples else 0.0
             mark = "FIRED" if e.get("fired") else "watch"
+            restarts = int(e.get("restarts") or 0)
+            restarted = f" (test {restarts + 1})" if restarts else ""
             lines.append(
                 f"  {e['metric']:<{width}}  {mark:<5} {e.get('test', '')} {e.get('side', '')}: "
                 f"log LR {float(e.get('statistic') or 0.0):.2f} / {float(e.get('boundary') or 0.0):.2f}  "
-                f"looks {samples}  mean log ratio {mean:+.2f}  last {e.get('lastValue') or '-'}"
+                f"looks {samples}{restarted}  mean log ratio {mean:+.2f}  last {e.get('lastValue') or '-'}"
                 f"  (at {e.get('lastSampleAt') or '-'})"
             )
     rollback = status.get("rollback")

@@ -69,7 +69,7 @@ def test_windows_are_due_end_to_end_from_the_verification_and_each_only_once() -
     assert failfast.due(status, analysis, T0 + timedelta(seconds=3.5)) == []  # consumed
     later = failfast.due(status, analysis, T0 + timedelta(seconds=30))
     assert len(later) == 3  # the 3rd to 5th; the 6th window is the full measurement's
-    assert status.fail_fast[0].samples == 2
+    assert (status.fail_fast[0].samples, status.fail_fast[0].restarts) == (2, 0)  # both consumed
 
 
 def test_a_restart_resumes_from_the_persisted_evidence_without_losing_or_repeating_a_window() -> None:
@@ -90,6 +90,9 @@ def test_a_full_measurement_and_a_weight_change_start_new_windows_and_new_eviden
     status.last_measured_at = format_time(T0 + timedelta(seconds=11))
     looks = failfast.due(status, analysis, T0 + timedelta(seconds=13))
     assert [round((look.at - T0).total_seconds(), 2) for look in looks] == [12.67]
+    assert [look.after_measurement for look in looks] == [True]
+    gates.judge_looks(status, [(looks[0], [0.0])])  # the healthy interval's test gave way
+    assert (status.fail_fast[0].samples, status.fail_fast[0].restarts) == (1, 1)
     status.canary_weight = 100
     failfast.due(status, analysis, T0 + timedelta(seconds=13))
     assert status.fail_fast[0].weight == 100 and status.fail_fast[0].samples == 0
@@ -112,6 +115,28 @@ def test_severe_errors_fire_on_the_third_look_with_the_evidence_in_status() -> N
     assert (evidence.samples, evidence.fired, evidence.test) == (3, True, "mSPRT")
     assert evidence.statistic >= evidence.boundary > 0
     assert "mSPRT" in outcome.reason and "after 3 looks" in outcome.reason and "20" in outcome.reason
+
+
+def test_one_error_in_each_of_three_small_windows_is_left_to_the_full_measurement() -> None:
+    """At 1% errors a window of ~16 requests holds one error 15% of the time: three such windows
+    in a row happen by chance, so they must not roll a canary at its bound back (20% do, above)."""
+    status, analysis = watched()
+    looks = failfast.due(status, analysis, T0 + timedelta(seconds=5.1))
+    assert gates.judge_looks(status, [(look, [6.25]) for look in looks]) == gates.PROCEED
+    evidence = status.fail_fast[0]
+    assert evidence.samples == 3 and 0 < evidence.statistic < evidence.boundary
+
+
+def test_a_regression_after_a_healthy_interval_fires_three_looks_into_the_next() -> None:
+    status, analysis = watched()
+    healthy = failfast.due(status, analysis, T0 + timedelta(seconds=9))
+    assert gates.judge_looks(status, [(look, [0.0]) for look in healthy]) == gates.PROCEED
+    status.last_measured_at = format_time(T0 + timedelta(seconds=10))  # the interval passed
+    looks = failfast.due(status, analysis, T0 + timedelta(seconds=15.1))
+    outcome = gates.judge_looks(status, [(look, [20.0]) for look in looks])
+    assert isinstance(outcome, gates.Fail) and len(looks) == 3
+    assert "after 3 looks, test 2 of the step" in outcome.reason
+    assert (status.fail_fast[0].samples, status.fail_fast[0].restarts) == (3, 1)
 
 
 def test_looks_without_data_are_consumed_but_are_no_samples() -> None:
@@ -183,7 +208,7 @@ def test_kubectl_llmops_rollout_get_shows_the_evidence_as_it_accumulates() -> No
 
     status, analysis = watched()
     looks = failfast.due(status, analysis, T0 + timedelta(seconds=4))
-    gates.judge_looks(status, [(look, [0.0]) for look in looks])
+    gates.judge_looks(status, [(look, [1.5]) for look in looks])  # above the bound, not yet firing
     rollout = {
         "metadata": {"name": "r", "namespace": "ns"},
         "spec": rollout_spec("Auto").model_dump(mode="json", by_alias=True, exclude_none=True),
@@ -191,7 +216,16 @@ def test_kubectl_llmops_rollout_get_shows_the_evidence_as_it_accumulates() -> No
     }
     view = render_rollout(rollout)
     assert "Fail fast:" in view
-    assert "errors  watch mSPRT threshold: log LR" in view and "looks 2" in view and "last 0" in view
+    assert "errors  watch mSPRT threshold: log LR" in view and "looks 2  mean" in view and "last 1.5" in view
+    calm, _ = watched()  # a healthy interval, a full measurement, then the next test's first look
+    gates.judge_looks(
+        calm, [(look, [0.0]) for look in failfast.due(calm, analysis, T0 + timedelta(seconds=4))]
+    )
+    calm.last_measured_at = format_time(T0 + timedelta(seconds=11))
+    after = failfast.due(calm, analysis, T0 + timedelta(seconds=13))
+    gates.judge_looks(calm, [(look, [0.0]) for look in after])
+    rollout["status"] = calm.model_dump(mode="json", by_alias=True)
+    assert "looks 1 (test 2)  mean log ratio -0.69  last 0" in render_rollout(rollout)
     rollout["status"]["rollback"] = {
         "order": "RemovedAtOnce",
         "canaryRemovedAt": "t",

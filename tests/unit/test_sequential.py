@@ -82,3 +82,60 @@ def test_log_ratio_edges() -> None:
     assert log_ratio(1.0, 1.0, offset=1.0) == 0.0
     for value, reference in ((math.nan, 1.0), (math.inf, 1.0), (1.0, 0.0), (1.0, -2.0)):
         assert log_ratio(value, reference) is None
+
+
+def watched_until_fired(series: np.ndarray, margin: float = 0.0, per_interval: int = 5) -> int | None:
+    """The look the restarted tests fire at, with a full measurement (a restart point) after every
+    ``per_interval`` looks."""
+    watch = sequential.Watch()
+    for index, y in enumerate(series):
+        if index and index % per_interval == 0:
+            watch = watch.restarted(margin)
+        watch = watch.observe(float(y))
+        if watch.verdict(margin).fired:
+            return index + 1
+    return None
+
+
+def test_the_shares_of_alpha_of_restarted_tests_sum_to_alpha() -> None:
+    shares = [sequential.alpha_of(j) for j in range(100_000)]
+    assert shares[0] == pytest.approx(sequential.ALPHA * 6 / math.pi**2)
+    assert shares == sorted(shares, reverse=True)  # later tests need more evidence
+    assert sum(shares) == pytest.approx(sequential.ALPHA, rel=1e-4) and sum(shares) < sequential.ALPHA
+
+
+@pytest.mark.parametrize("sd", [0.1, 0.25])
+def test_restarted_tests_keep_false_alarms_under_alpha_over_many_looks(sd: float) -> None:
+    """At the margin half the intervals end leaning healthy, so the watch restarts often: the union
+    over its tests still holds alpha."""
+    rng = np.random.default_rng(13)
+    alarms = sum(watched_until_fired(rng.normal(0.0, sd, 200)) is not None for _ in range(1000))
+    assert alarms / 1000 <= sequential.ALPHA + 0.005
+
+
+def test_a_severe_shift_after_a_healthy_interval_fires_three_looks_into_the_next() -> None:
+    """The blind spot of one test over the step: a healthy interval first weighs against the shift
+    (measured: that single test fires 10 to 23 looks after the onset; the restarted one 3 to 7)."""
+    rng = np.random.default_rng(17)
+    onset, trials = 5, 500
+    restarted, single = [], []
+    for _ in range(trials):
+        series = np.concatenate([rng.normal(-0.7, 0.25, onset), rng.normal(1.1, 0.25, 25)])
+        restarted.append(watched_until_fired(series))
+        single.append(fired_within(series))
+    assert all(f is not None and onset + sequential.MIN_SAMPLES <= f for f in restarted)
+    assert sum(f == onset + sequential.MIN_SAMPLES for f in restarted) / trials >= 0.5
+    assert sum(f is not None and f <= onset + 5 for f in restarted) / trials >= 0.9
+    assert sum(f is not None and f <= onset + 5 for f in single) / trials <= 0.05
+
+
+def test_only_a_test_leaning_healthy_gives_way_at_a_restart_point() -> None:
+    leaning_bad = sequential.Watch().observe(0.2).observe(-0.1)
+    assert leaning_bad.restarted() == leaning_bad  # its evidence is kept
+    assert sequential.Watch().restarted() == sequential.Watch()  # nothing to drop
+    healthy = leaning_bad.observe(-1.0)  # the mean is now -0.3
+    assert healthy.restarted() == sequential.Watch(Evidence(), 1)
+    assert healthy.restarted(margin=-0.5) == healthy  # -0.3 is past a margin of -0.5
+    assert sequential.Watch(Evidence(), 1).verdict().boundary == pytest.approx(
+        math.log(1 / sequential.alpha_of(1))
+    )

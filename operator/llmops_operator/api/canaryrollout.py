@@ -324,7 +324,11 @@ class FailFastEvidence(StatusModel):
     test: str = "mSPRT"
     side: Literal["threshold", "baseline"] = "threshold"
     weight: int = Field(default=0, description="The canary weight the samples were taken at.")
-    samples: int = 0
+    restarts: int = Field(
+        default=0,
+        description="Tests dropped at this weight, each at a full measurement, as they leaned healthy.",
+    )
+    samples: int = Field(default=0, description="Looks with data in the current test.")
     sum: float = 0.0
     sum_squares: float = 0.0
     last_sample_at: str | None = None

@@ -1,13 +1,14 @@
 """The fast-fail watch between measurements, as pure functions over the typed status.
 
 Each applicable metric has one watched side: its thresholds when it has any, else its baseline
-comparison. A *look* is that side over one short window: windows of ``failFast.interval`` laid
-end to end from the later of the weight's verification and the last full measurement, so no two
-looks count the same requests (the rate window reaches back one scrape interval further, to the
-last sample the previous look ended on). Each look is one query, and each metric gets at most
-``QUERY_BUDGET`` queries per interval, full measurement included. The samples feed the mSPRT of
-``statistics.sequential``; its evidence lives in ``status.failFast`` with the last window consumed,
-so a restart neither loses nor repeats a window. A fired test rolls back; nothing here promotes.
+comparison. A *look* is that side over one short window: windows of ``failFast.interval`` laid end
+to end from the later of the weight's verification and the last full measurement, so no two looks
+count the same requests (the rate window reaches back one scrape interval further, to the last
+sample the previous look ended on). Each look is one query, and each metric gets at most
+``QUERY_BUDGET`` queries per interval, full measurement included. The samples feed the restarted
+mSPRTs of ``statistics.sequential``; their evidence lives in ``status.failFast`` with the last
+window consumed, so a restart neither loses nor repeats a window. A fired test rolls back; nothing
+here promotes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ QUERY_BUDGET = 6  # queries per metric per interval, the full measurement's incl
 CADENCE_FRACTION = 6  # default failFast.interval: interval / 6
 BASELINE_MARGIN = 1.5  # a baseline look fails fast only past this canary/stable ratio (or meanRatio)
 RARE_EVENT_PRESETS = ("errorRate",)  # rates of rare events: compared with an offset of the bound itself
+# With that offset a window without one error samples exactly -log 2, and one with a single error
+# about as far above: log 2 is such a rate's own scale per look, the least sigma its test assumes
+# (sigma 0.25 let three windows with an error each fire a test at the bound).
+RARE_EVENT_FLOOR = math.log(2) ** 2
 
 Side = Literal["threshold", "baseline"]
 
@@ -37,6 +42,7 @@ class Look:
     side: Side
     at: datetime  # the window's end; the query is evaluated there
     window: str  # the rate window, as the {{interval}} the query is rendered with
+    after_measurement: bool = False  # the first look after a full measurement: a restart point
 
 
 def cadence(analysis: AnalysisSpec) -> float | None:
@@ -97,6 +103,7 @@ def due(status: CanaryRolloutStatus, analysis: AnalysisSpec, now: datetime) -> l
     if delta is None or status.canary_weight <= 0 or status.weight_verified_at is None:
         return []
     origin = parse_time(status.weight_verified_at)
+    measured = status.last_measured_at is not None and parse_time(status.last_measured_at) > origin
     if status.last_measured_at is not None:
         origin = max(origin, parse_time(status.last_measured_at))
     window = window_text(analysis, delta)
@@ -109,7 +116,7 @@ def due(status: CanaryRolloutStatus, analysis: AnalysisSpec, now: datetime) -> l
             if end > now:
                 break
             if consumed is None or end - timedelta(seconds=delta) >= consumed - timedelta(milliseconds=1):
-                looks.append(Look(metric, side_of(metric), end, window))
+                looks.append(Look(metric, side_of(metric), end, window, measured and k == 1))
     return sorted(looks, key=lambda look: look.at)
 
 
@@ -149,23 +156,37 @@ def margin_of(metric: MetricCheck, side: Side) -> float:
     return -math.log(limit) if limit and 0 < limit < 1 else math.log(BASELINE_MARGIN)
 
 
+def floor_of(metric: MetricCheck, side: Side) -> float:
+    """The least sigma^2 the metric's test assumes per look."""
+    rare = side == "threshold" and metric.preset in RARE_EVENT_PRESETS
+    return RARE_EVENT_FLOOR if rare else sequential.VARIANCE_FLOOR
+
+
 def record(status: CanaryRolloutStatus, look: Look, values: list[float]) -> str | None:
     """One look consumed into the metric's evidence; the rollback reason when its test fired."""
     evidence = evidence_of(status, look.metric)
     evidence.last_sample_at = format_micro_time(look.at)
     y = sample_of(look.metric, look.side, values)
     evidence.last_value = ", ".join(f"{v:.4g}" for v in values) if values else "no data"
-    if y is None:
-        return None
-    stats = sequential.Evidence(evidence.samples, evidence.sum, evidence.sum_squares).add(y)
-    verdict = sequential.msprt(stats, margin_of(look.metric, look.side))
+    margin = margin_of(look.metric, look.side)
+    watch = sequential.Watch(
+        sequential.Evidence(evidence.samples, evidence.sum, evidence.sum_squares), evidence.restarts
+    )
+    if look.after_measurement:
+        watch = watch.restarted(margin)
+    if y is not None:
+        watch = watch.observe(y)
+    stats = watch.evidence
+    evidence.restarts = watch.restarts
     evidence.samples, evidence.sum, evidence.sum_squares = stats.samples, stats.total, stats.total_squares
+    verdict = watch.verdict(margin, floor=floor_of(look.metric, look.side))
     evidence.statistic, evidence.boundary = round(verdict.statistic, 4), round(verdict.boundary, 4)
     evidence.fired = verdict.fired
     if not verdict.fired:
         return None
+    restarted = f", test {evidence.restarts + 1} of the step" if evidence.restarts else ""
     return (
         f"fail fast: metric {evidence.metric} ({evidence.side}) {evidence.test} log-likelihood ratio "
-        f"{verdict.statistic:.2f} >= boundary {verdict.boundary:.2f} after {evidence.samples} looks "
-        f"(mean log ratio {stats.mean:+.2f}, last value {evidence.last_value})"
+        f"{verdict.statistic:.2f} >= boundary {verdict.boundary:.2f} after {evidence.samples} looks"
+        f"{restarted} (mean log ratio {stats.mean:+.2f}, last value {evidence.last_value})"
     )
