@@ -26,6 +26,7 @@ from .conftest import (
     OperatorProcess,
     PrometheusServer,
     established,
+    release_finalizers,
     wait_for,
 )
 
@@ -321,6 +322,7 @@ def test_install_into_a_restricted_namespace_and_reconcile_with_the_charts_rbac(
     finally:
         helm("uninstall", "llmops", "-n", namespace, "--wait", check=False)
         cluster.kubectl("delete", "namespace", apps, "--wait=false", check=False)
+        release_finalizers(cluster, apps)
 
 
 def test_kustomize_manifests_are_the_charts_and_accepted_by_the_api_server(cluster: Cluster) -> None:
