@@ -127,7 +127,17 @@ class RolloutWorld:
             "spec": {
                 "targetRef": {"name": STABLE},
                 "canary": {"model": {"uri": f"models:/{self.model}/2"}},
-                "steps": [{"setWeight": 50}, {"analysis": {}}, {"setWeight": 100}, {"analysis": {}}],
+                # One interval's pause first: a measurement's rate windows reach back one interval,
+                # and the stable side's would hold the minute before the canary took half the
+                # traffic, when two cores served one model (p95 ~300 ms, then ~1.5 s for both). CI
+                # rolled the equal canary back on that difference once.
+                "steps": [
+                    {"setWeight": 50},
+                    {"pause": {"duration": f"{INTERVAL}s"}},
+                    {"analysis": {}},
+                    {"setWeight": 100},
+                    {"analysis": {}},
+                ],
                 "analysis": {
                     "interval": f"{INTERVAL}s",
                     "metrics": [
