@@ -18,7 +18,7 @@ export PROMETHEUS_PORT DEMO_NAMESPACE
 ENGINE ?= simulator
 export ENGINE
 
-.PHONY: help venv tools cluster cluster-down crds crds-check manifests lint test test-unit test-integration run operator stop
+.PHONY: help prefetch venv tools cluster cluster-down crds crds-check manifests lint test test-unit test-integration run operator stop
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -65,7 +65,11 @@ test-unit: venv
 test-integration: venv cluster
 	$(VENV)/bin/pytest tests/integration
 
-test: venv lint crds-check cluster ## lint, unit tests, and integration tests on the local control plane
+prefetch: ## start the tests' heavy one-time installs (vLLM, LiteLLM, Redis, llm-d-inference-sim) in the background; log in .tools/prefetch.log
+	@mkdir -p .tools
+	@nohup tools/prefetch.sh > .tools/prefetch.log 2>&1 &
+
+test: prefetch venv lint crds-check cluster ## lint, unit tests, and integration tests on the local control plane
 	$(VENV)/bin/pytest tests
 
 run: venv cluster ## the local control plane, MLflow, the CRDs, the operator and the samples (ENGINE=vllm: on real vLLM)

@@ -203,7 +203,9 @@ for r in json.load(sys.stdin).get("Replace") or []:
 #   build_plain NAME VERSION MODULE PACKAGE
 build_plain() {
   local name=$1 version=$2 module=$3 pkg=$4
-  local out=$tools_dir/$name-$version
+  local out=$tools_dir/$name-$version lock
+  if [[ -x $out/$name ]]; then log "$name $version cached"; return; fi
+  mkdir -p "$tools_dir"; exec {lock}>"$tools_dir/.$name.lock"; flock "$lock"  # see prefetch.sh
   if [[ -x $out/$name ]]; then log "$name $version cached"; return; fi
   log "building $name $version (about 8 minutes on 2 cores)"
   local work=$build_dir/$name-$version

