@@ -206,7 +206,7 @@ build_plain() {
   local out=$tools_dir/$name-$version lock
   if [[ -x $out/$name ]]; then log "$name $version cached"; return; fi
   mkdir -p "$tools_dir"; exec {lock}>"$tools_dir/.$name.lock"; flock "$lock"  # see prefetch.sh
-  if [[ -x $out/$name ]]; then log "$name $version cached"; return; fi
+  if [[ -x $out/$name ]]; then log "$name $version cached"; exec {lock}>&-; return; fi
   log "building $name $version (about 8 minutes on 2 cores)"
   local work=$build_dir/$name-$version
   wrapper_module "$work" "$module" "$version" "$version"
@@ -217,6 +217,7 @@ build_plain() {
     go build -trimpath -ldflags "-s -w" -o "$out.tmp/$name" "$pkg"
   )
   rm -rf "$out" && mv "$out.tmp" "$out"
+  exec {lock}>&-
 }
 
 # Kueue and JobSet (retraining engines; the Makefile's `tools` names them: each compiles its own

