@@ -28,9 +28,9 @@ QUERY_BUDGET = 6  # queries per metric per interval, the full measurement's incl
 CADENCE_FRACTION = 6  # default failFast.interval: interval / 6
 BASELINE_MARGIN = 1.5  # a baseline look fails fast only past this canary/stable ratio (or meanRatio)
 RARE_EVENT_PRESETS = ("errorRate",)  # rates of rare events: compared with an offset of the bound itself
-# With that offset a window without one error samples exactly -log 2, and one with a single error
-# about as far above: log 2 is such a rate's own scale per look, the least sigma its test assumes
-# (sigma 0.25 let three windows with an error each fire a test at the bound).
+# With that offset a window without an error samples exactly -log 2 whatever its traffic: log 2 is
+# such a rate's own scale per look, the least sigma its test assumes (sigma 0.25 let three small
+# windows with one error each fire a test at the bound).
 RARE_EVENT_FLOOR = math.log(2) ** 2
 
 Side = Literal["threshold", "baseline"]
