@@ -27,6 +27,9 @@ from typing import Any
 import pytest
 import yaml
 
+from llmops_operator.api import KINDS
+from llmops_operator.names import GROUP
+
 ROOT = Path(__file__).resolve().parents[2]
 VERSIONS = dict(
     line.split("=", 1)
@@ -138,9 +141,7 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     release_finalizers(cluster, name)
 
 
-LLMOPS_KINDS = ",".join(
-    f"{plural}.llmops.dev" for plural in ("canaryrollouts", "llmdeployments", "driftmonitors", "llmgateways")
-)
+LLMOPS_KINDS = ",".join(f"{kind.kind_info.plural}.{GROUP}" for kind in KINDS)
 
 
 def release_finalizers(cluster: Cluster, namespace: str) -> None:
